@@ -1,0 +1,346 @@
+"""Articles and the seed-file parser.
+
+A seed file is markdown whose YAML front matter is one article in the Smartable news format.
+Parsing is pure: bytes in, an :class:`Article` (or a :class:`SeedError`) out. Everything the
+rest of the bot needs is normalised here once, so no other module has to know about the
+irregularities of real files (CRLF, ``None`` topics, datetimes that YAML already parsed,
+videos that only have ``originalUrl``, HTML entities in titles...).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+# libyaml's loader is ~10x faster; both are *safe* loaders: no arbitrary Python objects.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[assignment]
+
+DEFAULT_MAX_BYTES = 1024 * 1024
+# Real files never use anchors; a handful is harmless, hundreds is an alias bomb.
+MAX_YAML_ALIASES = 50
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SPACES = re.compile(r"[ \t\u00a0]+")
+
+
+class SeedError(Exception):
+    """A seed file that cannot be loaded; ``str()`` is one line naming the file."""
+
+    def __init__(self, source: str, reason: str, line: int | None = None) -> None:
+        self.source = source
+        self.reason = reason
+        self.line = line
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class RelatedLink:
+    title: str
+    url: str
+    provider: str = ""
+    provider_domain: str = ""
+    published: datetime | None = None
+    excerpt: str = ""
+    image_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    url: str
+    title: str
+    excerpt: str
+    published: datetime
+    provider: str = ""
+    provider_domain: str = ""
+    provider_icon: str | None = None
+    image_url: str | None = None
+    quality: float | None = None
+    kind: str = "article"
+    topics: tuple[str, ...] = ()
+    related: tuple[RelatedLink, ...] = ()
+    # Problems that did not stop the article from loading (a bad related item, say).
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+
+def parse_seed(data: bytes, source: str) -> Article:
+    """Parse one seed file's bytes; raise :class:`SeedError` naming ``source`` on bad input."""
+    text = _decode(data, source)
+    front, first_line = _front_matter(text, source)
+    doc = _load_yaml(front, source, first_line)
+    return _article_from(doc, source)
+
+
+# --- decoding and front matter -------------------------------------------------------------
+
+
+def _decode(data: bytes, source: str) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SeedError(source, "file is UTF-16; save it as UTF-8")
+    if b"\x00" in data:
+        raise SeedError(source, "binary content (NUL bytes); a seed file is UTF-8 text")
+    try:
+        text = data.decode("utf-8-sig")  # a UTF-8 byte order mark is accepted and dropped
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SeedError(source, f"invalid UTF-8 at byte {exc.start}", line) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _front_matter(text: str, source: str) -> tuple[str, int]:
+    """Return the YAML between the opening and closing ``---`` lines, and its first line."""
+    lines = text.split("\n")
+    if not lines or lines[0].rstrip() != "---":
+        raise SeedError(source, "no YAML front matter: the file must start with a '---' line", 1)
+    for index in range(1, len(lines)):
+        if lines[index].rstrip() in ("---", "..."):
+            return "\n".join(lines[1:index]), 2
+    raise SeedError(source, "front matter is never closed: no '---' line after the first")
+
+
+def _load_yaml(front: str, source: str, first_line: int) -> Any:
+    if "*" in front and "&" in front:
+        _refuse_alias_bombs(front, source, first_line)
+    try:
+        return yaml.load(front, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + first_line if mark is not None else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise SeedError(source, f"YAML error: {problem}", line) from None
+    except yaml.reader.ReaderError as exc:
+        # libyaml refuses some characters outright (C1 controls such as U+0097 in real files).
+        line = front[: exc.position].count("\n") + first_line
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise SeedError(source, f"YAML error: {exc.reason} ({char})", line) from None
+    except yaml.YAMLError as exc:
+        raise SeedError(source, f"YAML error: {' '.join(str(exc).split())}") from None
+
+
+def _refuse_alias_bombs(front: str, source: str, first_line: int) -> None:
+    aliases = 0
+    try:
+        for event in yaml.parse(front, Loader=_Loader):
+            if isinstance(event, yaml.AliasEvent):
+                aliases += 1
+                if aliases > MAX_YAML_ALIASES:
+                    line = event.start_mark.line + first_line if event.start_mark else None
+                    raise SeedError(
+                        source,
+                        f"more than {MAX_YAML_ALIASES} YAML aliases; "
+                        "refusing a possible alias bomb",
+                        line,
+                    )
+    except yaml.YAMLError:
+        return  # the real load reports the syntax error with its line
+
+
+# --- fields ---------------------------------------------------------------------------------
+
+
+def _article_from(doc: Any, source: str) -> Article:
+    if not isinstance(doc, dict):
+        kind = "empty" if doc is None else f"a {_type_name(doc)}"
+        raise SeedError(source, f"front matter is {kind}, not a mapping of keys")
+    warnings: list[str] = []
+
+    title = doc.get("title")
+    if title is None:
+        raise SeedError(source, "missing key 'title'")
+    if not isinstance(title, str):
+        raise SeedError(source, f"'title' must be a string, not {_type_name(title)}")
+    title = clean_text(title)
+    if not title:
+        raise SeedError(source, "'title' is empty")
+
+    excerpt = doc.get("excerpt")
+    if excerpt is None:
+        excerpt = ""
+    elif not isinstance(excerpt, str):
+        raise SeedError(source, f"'excerpt' must be a string, not {_type_name(excerpt)}")
+
+    published = _parse_date(doc.get("publishedDateTime"))
+    if published is None:
+        if doc.get("publishedDateTime") is None:
+            raise SeedError(source, "missing key 'publishedDateTime'")
+        raise SeedError(
+            source, f"'publishedDateTime' is not a date: {_short(doc['publishedDateTime'])}"
+        )
+
+    url = _article_url(doc, source)
+    provider, domain, icon = _provider(doc.get("provider"))
+
+    topics: tuple[str, ...] = ()
+    raw_topics = doc.get("topics")
+    if isinstance(raw_topics, list):
+        topics = tuple(
+            dict.fromkeys(clean_text(t) for t in raw_topics if isinstance(t, str) and t.strip())
+        )
+    elif raw_topics is not None:
+        warnings.append(f"'topics' must be a list, not {_type_name(raw_topics)}; ignored")
+
+    quality = doc.get("quality")
+    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int | float)):
+        warnings.append(f"'quality' must be a number, not {_short(quality)}; ignored")
+        quality = None
+
+    related = _related(doc.get("related"), warnings)
+    kind = doc.get("type") if isinstance(doc.get("type"), str) else "article"
+
+    return Article(
+        url=url,
+        title=title,
+        excerpt=clean_text(excerpt, keep_newlines=True),
+        published=published,
+        provider=provider,
+        provider_domain=domain,
+        provider_icon=icon,
+        image_url=_first_image(doc.get("images")),
+        quality=float(quality) if quality is not None else None,
+        kind=kind,
+        topics=topics,
+        related=related,
+        warnings=tuple(f"{source}: {w}" for w in warnings),
+    )
+
+
+def _article_url(doc: dict[str, Any], source: str) -> str:
+    # Videos carry only originalUrl; webUrl wins where both exist.
+    for key in ("webUrl", "originalUrl"):
+        value = doc.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str) or not is_http_url(value.strip()):
+            raise SeedError(source, f"'{key}' is not an http(s) URL: {_short(value)}")
+        return value.strip()
+    raise SeedError(source, "no URL: neither 'webUrl' nor 'originalUrl' is set")
+
+
+def _provider(raw: Any) -> tuple[str, str, str | None]:
+    if isinstance(raw, str):
+        return clean_text(raw), "", None
+    if not isinstance(raw, dict):
+        return "", "", None
+    name = raw.get("name")
+    domain = raw.get("domain")
+    return (
+        clean_text(name) if isinstance(name, str) else "",
+        domain.strip() if isinstance(domain, str) else "",
+        _first_image(raw.get("images")),
+    )
+
+
+def _related(raw: Any, warnings: list[str]) -> tuple[RelatedLink, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        warnings.append(f"'related' must be a list, not {_type_name(raw)}; ignored")
+        return ()
+    links: list[RelatedLink] = []
+    seen: set[str] = set()
+    for position, item in enumerate(raw, start=1):
+        if not isinstance(item, dict):
+            warnings.append(f"related item {position} is not a mapping; dropped")
+            continue
+        url = next(
+            (
+                v.strip()
+                for v in (item.get("webUrl"), item.get("originalUrl"))
+                if isinstance(v, str) and is_http_url(v.strip())
+            ),
+            None,
+        )
+        if url is None:
+            warnings.append(f"related item {position} has no http(s) URL; dropped")
+            continue
+        title = item.get("title")
+        title = clean_text(title) if isinstance(title, str) else ""
+        if not title:
+            warnings.append(f"related item {position} has no title; dropped")
+            continue
+        if url in seen:
+            continue
+        seen.add(url)
+        provider, domain, _icon = _provider(item.get("provider"))
+        excerpt = item.get("excerpt")
+        links.append(
+            RelatedLink(
+                title=title,
+                url=url,
+                provider=provider,
+                provider_domain=domain,
+                published=_parse_date(item.get("publishedDateTime")),
+                excerpt=clean_text(excerpt) if isinstance(excerpt, str) else "",
+                image_url=_first_image(item.get("images")),
+            )
+        )
+    return tuple(links)
+
+
+def _first_image(raw: Any) -> str | None:
+    if not isinstance(raw, list):
+        return None
+    for image in raw:
+        url = image.get("url") if isinstance(image, dict) else None
+        if isinstance(url, str) and is_http_url(url.strip()):
+            return url.strip()
+    return None
+
+
+def _parse_date(raw: Any) -> datetime | None:
+    """A YAML datetime, date or ISO string -> an aware UTC datetime; None when unparsable."""
+    if isinstance(raw, datetime):
+        value = raw
+    elif isinstance(raw, date):
+        value = datetime.combine(raw, time())
+    elif isinstance(raw, str) and raw.strip():
+        text = raw.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    else:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+# --- small helpers shared with the rest of the bot ------------------------------------------
+
+
+def clean_text(text: str, *, keep_newlines: bool = False) -> str:
+    """Unescape HTML entities, drop control characters, collapse runs of spaces, strip."""
+    text = html.unescape(text)
+    if keep_newlines:
+        lines = (
+            _SPACES.sub(" ", _CONTROL_CHARS.sub("", line)).strip() for line in text.split("\n")
+        )
+        return "\n".join(lines).strip()
+    return _SPACES.sub(" ", _CONTROL_CHARS.sub(" ", text.replace("\n", " "))).strip()
+
+
+def is_http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and " " not in value
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "mapping", list: "list", str: "string", bool: "boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,355 @@
+"""The seed parser: every irregularity of real files, and every way a bad file is refused."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.articles import Article, SeedError, parse_seed
+
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+
+MINIMAL = """---
+title: "A title"
+excerpt: "An excerpt."
+publishedDateTime: 2020-06-11T21:57:00Z
+webUrl: "https://example.com/a"
+provider:
+  name: Example
+  domain: example.com
+---
+"""
+
+
+def seed(text: str) -> bytes:
+    return text.encode("utf-8")
+
+
+def parse(text: str | bytes, name: str = "x.md") -> Article:
+    return parse_seed(text if isinstance(text, bytes) else seed(text), name)
+
+
+def error_of(text: str | bytes, name: str = "bad.md") -> str:
+    with pytest.raises(SeedError) as caught:
+        parse(text, name)
+    return str(caught.value)
+
+
+# --- the shipped seeds ----------------------------------------------------------------------
+
+
+def test_every_shipped_seed_parses_with_its_related_links() -> None:
+    articles = [parse(p.read_bytes(), p.name) for p in sorted(SEEDS.glob("*.md"))]
+    assert len(articles) == 5
+    assert all(
+        "facial recognition" in a.title.lower()
+        or "Rekognition" in a.excerpt
+        or "facial" in a.excerpt.lower()
+        for a in articles
+    )
+    qz = next(a for a in articles if a.provider == "Quartz")
+    assert qz.provider_domain == "qz.com"
+    assert qz.provider_icon and qz.provider_icon.endswith("qz.com-50x50.jpg")
+    assert qz.topics == ("Computer Vision", "AI")
+    assert qz.quality == 87.0
+    assert qz.image_url and qz.image_url.startswith("https://cms.qz.com/")
+    assert qz.related[0].title == "A Bill in Congress Would Limit Uses of Facial Recognition"
+    assert qz.related[0].provider == "Wired"
+    assert qz.related[0].published == datetime(2020, 6, 12, 20, 52, tzinfo=UTC)
+    assert qz.related[0].image_url is not None
+
+
+# --- irregularities seen in real files ------------------------------------------------------
+
+
+def test_video_without_web_url_uses_original_url() -> None:
+    text = MINIMAL.replace(
+        'webUrl: "https://example.com/a"',
+        'originalUrl: "https://youtube.com/watch?v=abc"\ntype: video',
+    )
+    article = parse(text)
+    assert article.url == "https://youtube.com/watch?v=abc"
+    assert article.kind == "video"
+
+
+def test_web_url_wins_over_original_url() -> None:
+    text = MINIMAL.replace("---\n", '---\noriginalUrl: "https://other.example/x"\n', 1)
+    assert parse(text).url == "https://example.com/a"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "2020-06-11T21:57:00Z",  # YAML makes a datetime of this
+        '"2020-06-11T21:57:00Z"',  # a string
+        '"2020-06-11T23:57:00+02:00"',  # another zone
+        "2020-06-11 21:57:00",  # naive: taken as UTC
+    ],
+)
+def test_dates_become_aware_utc_whatever_yaml_gave(raw: str) -> None:
+    article = parse(MINIMAL.replace("2020-06-11T21:57:00Z", raw))
+    assert article.published == datetime(2020, 6, 11, 21, 57, tzinfo=UTC)
+    assert article.published.utcoffset() is not None
+
+
+def test_crlf_line_endings_are_tolerated() -> None:
+    article = parse(seed(MINIMAL.replace("\n", "\r\n")))
+    assert article.title == "A title"
+    assert article.provider == "Example"
+
+
+def test_none_topics_are_dropped() -> None:
+    text = MINIMAL.replace("---\n", "---\ntopics:\n  - AI\n  -\n  - Policy\n", 1)
+    assert parse(text).topics == ("AI", "Policy")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('""', ""),
+        ('"Line one\\nline two\\n"', "Line one\nline two"),
+        ('"trailing newline\\n\\n"', "trailing newline"),
+    ],
+)
+def test_excerpt_shapes(raw: str, expected: str) -> None:
+    assert parse(MINIMAL.replace('"An excerpt."', raw)).excerpt == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('"  Spaced out  "', "Spaced out"),
+        ('"Ozzy&#39;s &amp; Sharon&#8217;s"', "Ozzy's & Sharon\u2019s"),
+        ('"Emoji 🎮 and “curly quotes”"', "Emoji 🎮 and “curly quotes”"),
+        ('"' + "long " * 36 + '"', ("long " * 36).strip()),
+    ],
+)
+def test_titles_are_stripped_and_unescaped(raw: str, expected: str) -> None:
+    assert parse(MINIMAL.replace('"A title"', raw)).title == expected
+
+
+def test_provider_name_in_arabic_script() -> None:
+    article = parse(MINIMAL.replace("name: Example", "name: الجزيرة"))
+    assert article.provider == "الجزيرة"
+
+
+def test_no_images_anywhere_is_fine() -> None:
+    text = MINIMAL + ""
+    article = parse(text)
+    assert article.image_url is None
+    assert article.provider_icon is None
+
+
+def test_related_items_without_images_keep_their_fields() -> None:
+    text = MINIMAL.replace(
+        "---\n",
+        "---\nrelated:\n"
+        '  - title: "Other story"\n'
+        '    webUrl: "https://other.example/story"\n'
+        "    publishedDateTime: 2020-06-12T20:52:00Z\n"
+        "    provider:\n      name: Wired\n      domain: wired.com\n",
+        1,
+    )
+    (link,) = parse(text).related
+    assert (link.title, link.url, link.provider, link.provider_domain) == (
+        "Other story",
+        "https://other.example/story",
+        "Wired",
+        "wired.com",
+    )
+    assert link.image_url is None
+
+
+def test_the_date_field_is_trusted_over_the_file_name() -> None:
+    article = parse(MINIMAL, "2020-06-12-a-title.md")
+    assert article.published.date().isoformat() == "2020-06-11"
+
+
+def test_a_c1_control_character_is_reported_with_file_and_reason() -> None:
+    raw = MINIMAL.replace("An excerpt.", "Bad \u0097 char").encode("utf-8")
+    message = error_of(raw, "2021-01-01-control.md")
+    assert message.startswith("2021-01-01-control.md:3: YAML error:")
+    assert message.endswith("control characters are not allowed (U+0097)")
+
+
+# --- refusals: one line naming the file, the line where YAML gives one, and the reason ------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            b"title: no front matter\n",
+            "bad.md:1: no YAML front matter: the file must start with a '---' line",
+        ),
+        (
+            b"---\ntitle: never closed\n",
+            "bad.md: front matter is never closed: no '---' line after the first",
+        ),
+        (
+            b"---\ntitle: ok\nexcerpt: [unclosed\n---\n",
+            "bad.md:4: YAML error: did not find expected ',' or ']'",
+        ),
+        (b"---\n- a\n- list\n---\n", "bad.md: front matter is a list, not a mapping of keys"),
+        (b"---\njust a scalar\n---\n", "bad.md: front matter is a string, not a mapping of keys"),
+        (b"---\n---\n", "bad.md: front matter is empty, not a mapping of keys"),
+        (b"\x00\x01\x02binary", "bad.md: binary content (NUL bytes); a seed file is UTF-8 text"),
+        (b"---\ntitle: caf\xe9\n---\n", "bad.md:2: invalid UTF-8 at byte 14"),
+        ("---\ntitle: x\n---\n".encode("utf-16"), "bad.md: file is UTF-16; save it as UTF-8"),
+    ],
+)
+def test_malformed_files_are_refused_with_one_clear_line(raw: bytes, expected: str) -> None:
+    message = error_of(raw)
+    assert message == expected
+    assert "\n" not in message
+
+
+def test_python_tags_are_refused_and_never_constructed(tmp_path: Path) -> None:
+    marker = tmp_path / "constructed"
+    raw = MINIMAL.replace(
+        'title: "A title"',
+        f"title: !!python/object/apply:os.system ['touch {marker}']",
+    )
+    message = error_of(raw)
+    assert message.startswith("bad.md:2: YAML error: could not determine a constructor")
+    assert not marker.exists()
+
+
+def test_an_alias_bomb_is_refused() -> None:
+    lines = ["---", 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in "bcdefghi":
+        previous = chr(ord(level) - 1)
+        lines.append(f"{level}: &{level} [" + ",".join([f"*{previous}"] * 9) + "]")
+    lines += ['title: "bomb"', "---", ""]
+    message = error_of("\n".join(lines))
+    assert "YAML aliases; refusing a possible alias bomb" in message
+    assert message.startswith("bad.md:")
+
+
+def test_a_utf8_bom_is_accepted() -> None:
+    assert parse(b"\xef\xbb\xbf" + seed(MINIMAL)).title == "A title"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (('title: "A title"\n', ""), "bad.md: missing key 'title'"),
+        (('"A title"', '"   "'), "bad.md: 'title' is empty"),
+        (('"A title"', "[1, 2]"), "bad.md: 'title' must be a string, not list"),
+        (('"A title"', "1984"), "bad.md: 'title' must be a string, not int"),
+        (
+            ("2020-06-11T21:57:00Z", "next tuesday"),
+            "bad.md: 'publishedDateTime' is not a date: 'next tuesday'",
+        ),
+        (
+            ("publishedDateTime: 2020-06-11T21:57:00Z\n", ""),
+            "bad.md: missing key 'publishedDateTime'",
+        ),
+        (
+            ('webUrl: "https://example.com/a"\n', ""),
+            "bad.md: no URL: neither 'webUrl' nor 'originalUrl' is set",
+        ),
+        (
+            ("https://example.com/a", "javascript:alert(1)"),
+            "bad.md: 'webUrl' is not an http(s) URL: 'javascript:alert(1)'",
+        ),
+        (
+            ("https://example.com/a", "data:text/html,hi"),
+            "bad.md: 'webUrl' is not an http(s) URL: 'data:text/html,hi'",
+        ),
+    ],
+)
+def test_bad_fields_are_refused(change: tuple[str, str], expected: str) -> None:
+    assert error_of(MINIMAL.replace(*change)) == expected
+
+
+@pytest.mark.parametrize(
+    ("extra", "warning"),
+    [
+        ("related: not-a-list\n", "x.md: 'related' must be a list, not string; ignored"),
+        ("related:\n  - title: no url\n", "x.md: related item 1 has no http(s) URL; dropped"),
+        (
+            "related:\n  - title: bad\n    webUrl: 'javascript:x'\n",
+            "x.md: related item 1 has no http(s) URL; dropped",
+        ),
+        ("topics: AI\n", "x.md: 'topics' must be a list, not string; ignored"),
+        ("quality: high\n", "x.md: 'quality' must be a number, not 'high'; ignored"),
+    ],
+)
+def test_bad_optional_fields_are_dropped_with_a_warning(extra: str, warning: str) -> None:
+    article = parse(MINIMAL.replace("---\n", "---\n" + extra, 1))
+    assert article.title == "A title"
+    assert warning in article.warnings
+
+
+def test_good_related_items_survive_beside_bad_ones() -> None:
+    text = MINIMAL.replace(
+        "---\n",
+        "---\nrelated:\n  - title: no url\n"
+        "  - title: good\n    webUrl: https://good.example/\n  - just a string\n",
+        1,
+    )
+    article = parse(text)
+    assert [link.title for link in article.related] == ["good"]
+    assert len(article.warnings) == 2
+
+
+# --- property: arbitrary input gives an Article or a SeedError, nothing else ----------------
+
+yaml_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.datetimes(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+article_keys = st.sampled_from(
+    [
+        "title",
+        "excerpt",
+        "publishedDateTime",
+        "webUrl",
+        "originalUrl",
+        "provider",
+        "topics",
+        "images",
+        "related",
+        "quality",
+        "type",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=300) | st.text(max_size=300).map(lambda t: ("---\n" + t).encode()))
+def test_arbitrary_bytes_give_an_article_or_a_seed_error(raw: bytes) -> None:
+    try:
+        result = parse_seed(raw, "fuzz.md")
+    except SeedError as exc:
+        assert str(exc).startswith("fuzz.md")
+    else:
+        assert isinstance(result, Article)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(article_keys, yaml_values, max_size=8))
+def test_arbitrary_yaml_documents_give_an_article_or_a_seed_error(doc: dict) -> None:
+    raw = ("---\n" + yaml.safe_dump(doc, allow_unicode=True) + "---\n").encode("utf-8")
+    try:
+        result = parse_seed(raw, "fuzz.md")
+    except SeedError as exc:
+        assert str(exc).startswith("fuzz.md")
+    else:
+        assert isinstance(result, Article)
+        assert result.url.startswith(("http://", "https://"))
+        assert result.published.tzinfo is not None
