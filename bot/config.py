@@ -1,0 +1,233 @@
+"""Configuration: a YAML file -> frozen dataclasses, with errors that name the file and the key.
+
+Every key has a default (the dataclasses below; ``config/default.yaml`` documents them), so a
+config file holds only what it changes. Relative paths written in a file are taken from that
+file's folder; the defaults (``seeds``, ``newsbot.sqlite3``) from the working directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .articles import DEFAULT_MAX_BYTES
+
+ENV_CONFIG = "NEWSBOT_CONFIG"
+
+
+class ConfigError(Exception):
+    """A bad config file; ``str()`` is one line naming the file and the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchConfig:
+    # Hits a /news reply pages through, and the default for `newsbot search --limit`.
+    limit: int = 10
+    # Longer queries are refused with an explanation (a search box, not an essay).
+    max_query_length: int = 200
+    # Per-user pause between two /news commands; 0 turns the cooldown off.
+    cooldown_seconds: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class DigestConfig:
+    # Defaults for every guild; moderators override them per guild with /digest.
+    enabled: bool = True
+    # guild id -> channel id the digest is posted to (a guild without one gets no digest
+    # until a moderator runs /digest channel).
+    channels: dict[int, int] = field(default_factory=dict)
+    time: str = "09:00"
+    timezone: str = "UTC"
+    # Stories listed in one digest; the rest are counted.
+    max_stories: int = 10
+    # Post a "nothing new today" digest when there is nothing new.
+    post_when_empty: bool = False
+    # A bot that was down at digest time posts on start within this window, and not after.
+    grace_hours: float = 6.0
+    # How often the scheduler wakes to look for due digests.
+    check_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DiscordConfig:
+    # Guilds whose commands are synced on start (they appear at once).
+    guild_ids: tuple[int, ...] = ()
+    # Roles whose members may run moderator commands, besides Manage Server.
+    moderator_role_ids: tuple[int, ...] = ()
+    # Where discord.py sends REST calls and opens the gateway; change only for a proxy or a
+    # local test server.
+    api_base: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg"
+    # Run an AutoShardedBot with this many shards (Discord requires it above 2,500 guilds).
+    shard_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    seeds_dir: Path = Path("seeds")
+    database: Path = Path("newsbot.sqlite3")
+    # Seed files larger than this are rejected unread.
+    max_seed_bytes: int = DEFAULT_MAX_BYTES
+    log_level: str = "INFO"
+    search: SearchConfig = field(default_factory=SearchConfig)
+    digest: DigestConfig = field(default_factory=DigestConfig)
+    discord: DiscordConfig = field(default_factory=DiscordConfig)
+    source: Path | None = None  # the file this came from, if any (not a key)
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Read ``path`` (or $NEWSBOT_CONFIG); with neither, the embedded defaults."""
+    if path is None:
+        env = os.environ.get(ENV_CONFIG)
+        if not env:
+            return Config()
+        path = env
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config file is a mapping of keys, not {type(raw).__name__}")
+    config = _build(Config, raw, path, prefix="")
+    base = path.resolve().parent
+    # Paths written in the file are relative to the file; untouched defaults stay as they are.
+    changes: dict[str, Any] = {"source": path}
+    for key in ("seeds_dir", "database"):
+        if key in raw and not getattr(config, key).is_absolute():
+            changes[key] = base / getattr(config, key)
+    return dataclasses.replace(config, **changes)
+
+
+def _build(cls: type, raw: dict[Any, Any], path: Path, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if key not in known:
+            choices = ", ".join(sorted(known))
+            raise ConfigError(f"{path}: unknown key '{dotted}' (known here: {choices})")
+        expected = hints[key]
+        if dataclasses.is_dataclass(expected):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: '{dotted}' must be a mapping of keys")
+            values[key] = _build(expected, value, path, prefix=f"{dotted}.")
+        else:
+            values[key] = _coerce(value, expected, path, dotted)
+    try:
+        instance = cls(**values)
+    except TypeError as exc:  # pragma: no cover - every key was checked above
+        raise ConfigError(f"{path}: {exc}") from None
+    _validate(instance, path, prefix)
+    return instance
+
+
+def _coerce(value: Any, expected: Any, path: Path, key: str) -> Any:
+    """Check ``value`` against a type hint, converting where YAML's types are looser."""
+    origin = typing.get_origin(expected)
+    args = typing.get_args(expected)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        inner = next(a for a in args if a is not type(None))
+        return _coerce(value, inner, path, key)
+    if expected is Path:
+        if isinstance(value, str) and value.strip():
+            return Path(value)
+        raise ConfigError(f"{path}: '{key}' must be a path (a non-empty string)")
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: '{key}' must be true or false, not {value!r}")
+    if expected is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().isdigit():  # snowflakes are often quoted
+            return int(value)
+        raise ConfigError(f"{path}: '{key}' must be a whole number, not {value!r}")
+    if expected is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{path}: '{key}' must be a number, not {value!r}")
+    if expected is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{path}: '{key}' must be a string, not {value!r}")
+    if origin is tuple:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: '{key}' must be a list, not {value!r}")
+        return tuple(_coerce(v, args[0], path, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: '{key}' must be a mapping, not {value!r}")
+        return {
+            _coerce(k, args[0], path, f"{key} key {k!r}"): _coerce(v, args[1], path, f"{key}.{k}")
+            for k, v in value.items()
+        }
+    raise ConfigError(f"{path}: '{key}' has an unsupported type")  # pragma: no cover
+
+
+def _validate(instance: Any, path: Path, prefix: str) -> None:
+    """Range and format checks that types alone cannot express."""
+    from .digest import parse_local_time, parse_timezone
+
+    def bad(key: str, why: str) -> ConfigError:
+        return ConfigError(f"{path}: '{prefix}{key}' {why}")
+
+    if isinstance(instance, Config):
+        if instance.max_seed_bytes <= 0:
+            raise bad("max_seed_bytes", "must be positive")
+        if instance.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise bad("log_level", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    elif isinstance(instance, SearchConfig):
+        if not 1 <= instance.limit <= 25:
+            raise bad("limit", "must be between 1 and 25")
+        if instance.max_query_length < 1:
+            raise bad("max_query_length", "must be positive")
+        if instance.cooldown_seconds < 0:
+            raise bad("cooldown_seconds", "must not be negative")
+    elif isinstance(instance, DigestConfig):
+        try:
+            parse_local_time(instance.time)
+        except ValueError as exc:
+            raise bad("time", f"is invalid: {exc}") from None
+        try:
+            parse_timezone(instance.timezone)
+        except ValueError as exc:
+            raise bad("timezone", f"is invalid: {exc}") from None
+        if not 1 <= instance.max_stories <= 25:
+            raise bad("max_stories", "must be between 1 and 25")
+        if instance.grace_hours < 0:
+            raise bad("grace_hours", "must not be negative")
+        if instance.check_seconds <= 0:
+            raise bad("check_seconds", "must be positive")
+    elif isinstance(instance, DiscordConfig):
+        for key in ("api_base", "gateway_url"):
+            value = getattr(instance, key)
+            if "://" not in value:
+                raise bad(key, f"must be a URL, not {value!r}")
+        if instance.shard_count is not None and instance.shard_count < 1:
+            raise bad("shard_count", "must be at least 1")

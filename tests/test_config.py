@@ -1,0 +1,100 @@
+"""Config files: partial files keep defaults, paths are relative to the file, errors name keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import Config, ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str, name: str = "newsbot.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_no_config_means_the_built_in_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEWSBOT_CONFIG", raising=False)
+    config = load_config(None)
+    assert config == Config()
+    assert config.seeds_dir == Path("seeds")  # taken from the working directory
+    assert config.database == Path("newsbot.sqlite3")
+
+
+def test_the_shipped_default_file_documents_exactly_the_defaults() -> None:
+    shipped = load_config(REPO / "config" / "default.yaml")
+    assert shipped.seeds_dir.resolve() == (REPO / "seeds").resolve()
+    assert shipped.database.resolve() == (REPO / "newsbot.sqlite3").resolve()
+    defaults = Config()
+    for section in ("search", "digest", "discord"):
+        assert getattr(shipped, section) == getattr(defaults, section), section
+    assert shipped.max_seed_bytes == defaults.max_seed_bytes
+    assert shipped.log_level == defaults.log_level
+
+
+def test_a_partial_file_changes_only_its_keys(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "search:\n  limit: 5\ndigest:\n  timezone: Asia/Tokyo\n"))
+    assert config.search.limit == 5
+    assert config.search.max_query_length == 200
+    assert config.digest.timezone == "Asia/Tokyo"
+    assert config.digest.time == "09:00"
+    assert config.seeds_dir == Path("seeds")
+
+
+def test_relative_paths_are_taken_from_the_files_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    config = load_config(write(folder, "seeds_dir: articles\ndatabase: ../data/news.db\n"))
+    assert config.seeds_dir == folder.resolve() / "articles"
+    assert config.database == folder.resolve() / "../data/news.db"
+
+
+def test_snowflakes_and_mappings_are_read(tmp_path: Path) -> None:
+    text = (
+        "discord:\n  guild_ids: [123, '456']\n  moderator_role_ids: [7]\n"
+        "digest:\n  channels: {123: 999}\n"
+    )
+    config = load_config(write(tmp_path, text))
+    assert config.discord.guild_ids == (123, 456)
+    assert config.digest.channels == {123: 999}
+
+
+def test_the_environment_variable_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSBOT_CONFIG", str(write(tmp_path, "search:\n  limit: 3\n")))
+    assert load_config(None).search.limit == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("colour: blue\n", "unknown key 'colour'"),
+        ("search:\n  limt: 5\n", "unknown key 'search.limt'"),
+        ("search:\n  limit: many\n", "'search.limit' must be a whole number, not 'many'"),
+        ("search:\n  limit: 99\n", "'search.limit' must be between 1 and 25"),
+        ("search: 5\n", "'search' must be a mapping of keys"),
+        ("digest:\n  enabled: yes please\n", "'digest.enabled' must be true or false"),
+        ("digest:\n  time: '25:00'\n", "'digest.time' is invalid"),
+        ("digest:\n  timezone: Mars/Olympus\n", "'digest.timezone' is invalid"),
+        ("discord:\n  guild_ids: 5\n", "'discord.guild_ids' must be a list"),
+        ("discord:\n  api_base: nowhere\n", "'discord.api_base' must be a URL"),
+        ("- a list\n", "a config file is a mapping of keys, not list"),
+        ("search: [\n", "invalid YAML"),
+    ],
+)
+def test_bad_files_name_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(str(path))
+    assert message in str(caught.value)
+
+
+def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "absent.yaml")
