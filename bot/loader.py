@@ -1,0 +1,437 @@
+"""Seed loading: scan folders, plan an incremental reload, apply it in one transaction, report.
+
+A load has two phases. *Planning* (pure, in a worker thread so the event loop stays responsive)
+stats every seed file, reads and parses only those that changed, and decides what the store must
+hold. *Applying* writes that plan in one transaction (:meth:`bot.store.Store.apply_reload`), so a
+failure leaves the previous corpus intact.
+
+Rules, all deterministic:
+
+* A path may be a folder or a file. Folders are scanned recursively for ``*.md``,
+  ``*.markdown`` and ``*.txt`` (any case), skipping hidden files and folders (names starting with
+  ``.``). A file given directly is loaded whatever its name.
+* A symlink inside a folder is followed only if its target is inside that folder too; otherwise
+  it is rejected ("symlink points outside <folder>"). Symlinked folders are not descended into
+  (their target is scanned where it really is, if it is inside the folder).
+* A file bigger than ``max_bytes`` (by stat) is rejected without being read.
+* Incremental: a file whose size and mtime match its ``seed_files`` row is not read; one whose
+  size or mtime differ but whose sha256 matches is not parsed. Either way it keeps its previous
+  outcome, including a previous rejection (reported again with the stored reason).
+* A file that was loaded from a folder and is no longer in it is *removed* when that folder is
+  loaded again. Files of folders not in this load are left alone; a missing path is rejected
+  and removes nothing (an unmounted disk must not empty the store).
+* Duplicate URLs: among all files holding the same URL, the one with the lexicographically
+  smallest absolute path provides the article, whatever the scan order; each other one is
+  reported in ``duplicates`` and is neither loaded nor rejected.
+* The store always ends up as a cold load of the same files would leave it: a file that is now
+  rejected no longer provides its article (it is deleted unless another file holds that URL).
+* ``first_seen`` is set when a URL enters the store and kept while any file provides it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import stat
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from .articles import DEFAULT_MAX_BYTES, Article, SeedError, parse_seed
+from .store import ReloadChanges, SeedFileRecord, StaleReloadError, Store
+
+log = logging.getLogger(__name__)
+
+SEED_SUFFIXES = frozenset({".md", ".markdown", ".txt"})
+# A plan made while another reload (in this process or another) was applied is refused by the
+# store; planning again is cheap (only files that changed are parsed), so a few tries settle it.
+_APPLY_ATTEMPTS = 3
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class LoadReport:
+    """What one load did. Lists hold absolute, resolved file paths, sorted (a missing path
+    argument is rejected under the name it was given).
+
+    ``added``: files whose article is new to the store (its URL was not there before).
+    ``updated``: files whose article was rewritten (the file changed, or it took over a URL).
+    ``unchanged``: files whose article was left as it was.
+    ``removed``: files gone from a folder that was loaded again (their row is dropped).
+    ``rejected``: (path, one-line reason, i.e. ``str(SeedError)``, which names the file).
+    ``duplicates``: one line per file that lost a URL to another file.
+    ``warnings``: problems in files parsed by this load that did not stop them loading.
+    """
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no file was rejected (duplicates and warnings do not count)."""
+        return not self.rejected
+
+    def summary(self) -> str:
+        """One line: 'added 3, updated 1, unchanged 5, removed 0, rejected 1[, duplicates 2]'."""
+        text = (
+            f"added {len(self.added)}, updated {len(self.updated)}, "
+            f"unchanged {len(self.unchanged)}, removed {len(self.removed)}, "
+            f"rejected {len(self.rejected)}"
+        )
+        return f"{text}, duplicates {len(self.duplicates)}" if self.duplicates else text
+
+
+async def load_seeds(
+    store: Store,
+    paths: Sequence[Path | str],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    now: datetime,
+    progress: Progress | None = None,
+) -> LoadReport:
+    """Load seed files and folders into ``store`` incrementally, in one transaction.
+
+    ``now`` (aware) becomes ``first_seen`` of new URLs. ``progress(done, total)`` is called on
+    the event loop's thread, at the start, about every 1% of the files and at the end (before
+    this returns). Raises :class:`bot.store.StoreError` if the store refuses the write; the
+    previous corpus is then intact. Rejected files are reported, not raised.
+    """
+    _check_aware(now)
+    path_list = _path_list(paths)
+    on_progress: Progress | None = None
+    if progress is not None:
+        loop = asyncio.get_running_loop()
+        callback = progress
+
+        def on_progress(done: int, total: int) -> None:
+            # The plan runs in a worker thread; hop to the loop so callers may touch asyncio.
+            loop.call_soon_threadsafe(callback, done, total)
+
+    for attempt in range(1, _APPLY_ATTEMPTS + 1):
+        state = await store.reload_state()
+        changes, report = await asyncio.to_thread(
+            _plan, path_list, state.files, state.sources, max_bytes, on_progress
+        )
+        try:
+            await store.apply_reload(changes, state=state, now=now)
+        except StaleReloadError:
+            if attempt == _APPLY_ATTEMPTS:
+                raise
+            log.info("the store changed while planning the reload; planning again")
+            continue
+        log.info("seeds loaded from %s: %s", ", ".join(map(str, path_list)), report.summary())
+        for _path, reason in report.rejected:
+            log.warning("rejected %s", reason)  # the reason names the file
+        return report
+    raise AssertionError("unreachable")
+
+
+def check_seeds(
+    paths: Sequence[Path | str],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    progress: Progress | None = None,
+) -> LoadReport:
+    """Validate seed files and folders without any store: synchronous, writes nothing.
+
+    The report is what loading into an empty store would say: every file that would provide an
+    article is in ``added``; rejections and duplicates as :func:`load_seeds` reports them.
+    ``progress`` is called in the caller's thread.
+    """
+    _changes, report = _plan(_path_list(paths), {}, {}, max_bytes, progress)
+    return report
+
+
+# --- planning (pure apart from reading the files) ----------------------------------------------
+
+
+@dataclass(slots=True)
+class _File:
+    """One seed file's outcome in this load."""
+
+    path: str
+    folder: str | None
+    size: int
+    mtime_ns: int
+    sha256: str | None = None
+    url: str | None = None
+    error: str | None = None
+    article: Article | None = None  # set only when parsed by this load
+    in_scan: bool = True  # False: a known file outside this load's paths...
+    examined: bool = True  # ...and False too if this load did not even stat it
+    as_recorded: bool = False  # True: its seed_files row is exactly right already
+
+    def record(self) -> SeedFileRecord:
+        return SeedFileRecord(
+            self.path, self.folder, self.size, self.mtime_ns, self.sha256, self.url, self.error
+        )
+
+
+@dataclass(slots=True)
+class _Scan:
+    found: dict[str, str | None] = field(default_factory=dict)  # path -> folder (None: direct)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # not recorded in the store
+    folders: list[str] = field(default_factory=list)  # folders scanned completely...
+    incomplete: list[str] = field(default_factory=list)  # ...except for these sub-folders
+
+
+def _plan(
+    paths: Sequence[Path],
+    rows: Mapping[str, SeedFileRecord],
+    sources: Mapping[str, str],
+    max_bytes: int,
+    progress: Progress | None,
+) -> tuple[ReloadChanges, LoadReport]:
+    """Decide what a load writes, from the store's bookkeeping ``rows`` and URL ``sources``."""
+    scan = _scan(paths)
+    total = len(scan.found)
+    step = max(1, total // 100)
+    if progress is not None:
+        progress(0, total)
+
+    files: dict[str, _File] = {}
+    for done, (path, folder) in enumerate(sorted(scan.found.items()), start=1):
+        row = rows.get(path)
+        if folder is None and row is not None:
+            folder = row.folder  # naming a file directly does not detach it from its folder
+        files[path] = _examine(path, folder, row, max_bytes)
+        if progress is not None and (done % step == 0 or done == total):
+            progress(done, total)
+
+    removed = sorted(_removed(rows, scan, files))
+    gone = set(removed)
+    for path, row in rows.items():  # known files this load does not touch still hold URLs
+        if path not in files and path not in gone:
+            files[path] = _File(
+                path,
+                row.folder,
+                row.size,
+                row.mtime_ns,
+                row.sha256,
+                row.url,
+                row.error,
+                in_scan=False,
+                examined=False,
+                as_recorded=True,
+            )
+
+    holders = _settle_winners(files, sources, max_bytes)
+    winners = {url: paths_[0] for url, paths_ in holders.items()}
+
+    report = LoadReport(removed=removed)
+    upsert_articles: list[tuple[Article, str]] = []
+    for url, path in sorted(winners.items(), key=lambda item: item[1]):
+        file = files[path]
+        if file.article is not None:
+            upsert_articles.append((file.article, path))
+            (report.updated if url in sources else report.added).append(path)
+            report.warnings.extend(file.article.warnings)
+        elif file.in_scan:
+            report.unchanged.append(path)
+    for url, holding in sorted(holders.items()):
+        if len(holding) > 1 and any(files[p].in_scan for p in holding):
+            report.duplicates.extend(
+                f"same URL {url} in {holding[0]} and {loser}; kept {holding[0]}"
+                for loser in holding[1:]
+            )
+    # Only what this load looked at: old rejections in folders it did not scan are not news.
+    report.rejected = sorted(
+        scan.rejected
+        + [(f.path, f.error) for f in files.values() if f.error is not None and f.examined]
+    )
+    report.added.sort()
+    report.updated.sort()
+    report.unchanged.sort()
+
+    upsert_files = [
+        record
+        for path, file in sorted(files.items())
+        if not file.as_recorded and (record := file.record()) != rows.get(path)
+    ]
+    changes = ReloadChanges(
+        upsert_files=upsert_files,
+        delete_files=removed,
+        upsert_articles=upsert_articles,
+        delete_articles=sorted(url for url in sources if url not in winners),
+    )
+    return changes, report
+
+
+def _scan(paths: Sequence[Path]) -> _Scan:
+    scan = _Scan()
+    for given in paths:
+        try:
+            resolved = given.expanduser().resolve(strict=True)
+        except (OSError, RuntimeError):  # missing, or a symlink loop
+            scan.rejected.append((str(given), str(SeedError(str(given), "no such file or folder"))))
+            continue
+        if resolved.is_dir():
+            scan.folders.append(str(resolved))
+            _scan_folder(str(resolved), scan)
+        elif resolved.is_file():
+            scan.found.setdefault(str(resolved), None)
+        else:
+            scan.rejected.append((str(given), str(SeedError(str(given), "not a regular file"))))
+    return scan
+
+
+def _scan_folder(root: str, scan: _Scan) -> None:
+    def reject(path: str, reason: str) -> None:
+        scan.rejected.append((path, str(SeedError(path, reason))))
+
+    inside = root.rstrip(os.sep) + os.sep
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            # Unsorted: the plan sorts paths itself, and sorting 10k DirEntries costs more than
+            # the rest of a no-change reload's scan.
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as exc:
+            reject(folder, f"cannot read folder: {exc.strerror or exc}")
+            scan.incomplete.append(folder)
+            continue
+        subfolders: list[str] = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            _stem, dot, suffix = entry.name.rpartition(".")
+            is_seed = bool(dot) and "." + suffix.lower() in SEED_SUFFIXES
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                is_dir = os.path.isdir(target)
+                if not (is_seed or is_dir):
+                    continue
+                if not target.startswith(inside):
+                    reject(entry.path, f"symlink points outside {root}")
+                elif not os.path.exists(target):
+                    reject(entry.path, "broken symlink")
+                elif not is_dir and scan.found.get(target) is None:
+                    scan.found[target] = root
+            elif entry.is_dir(follow_symlinks=False):
+                subfolders.append(entry.path)
+            elif is_seed:
+                if not entry.is_file(follow_symlinks=False):
+                    # A FIFO would block the read forever; sockets and devices make no sense.
+                    reject(entry.path, "not a regular file")
+                elif scan.found.get(entry.path) is None:  # a folder beats "given directly"
+                    scan.found[entry.path] = root
+        pending.extend(subfolders)
+
+
+def _removed(
+    rows: Mapping[str, SeedFileRecord], scan: _Scan, files: Mapping[str, _File]
+) -> list[str]:
+    """Rows of files that came from a folder scanned by this load, and were not found in it."""
+    if not scan.folders:
+        return []
+    scanned = tuple(f.rstrip(os.sep) + os.sep for f in scan.folders)
+    unscanned = tuple(f.rstrip(os.sep) + os.sep for f in scan.incomplete)
+    return [
+        path
+        for path, row in rows.items()
+        if row.folder is not None
+        and path not in files
+        and path.startswith(scanned)
+        and not path.startswith(unscanned)
+    ]
+
+
+def _examine(path: str, folder: str | None, row: SeedFileRecord | None, max_bytes: int) -> _File:
+    """Stat a file; read and parse it only if its bookkeeping says it may have changed."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return _File(path, folder, 0, 0, error=str(SeedError(path, f"cannot read: {exc.strerror}")))
+    file = _File(path, folder, st.st_size, st.st_mtime_ns)
+    if not stat.S_ISREG(st.st_mode):
+        file.error = str(SeedError(path, "not a regular file"))
+        return file
+    # The limit is checked before the bookkeeping: it may have changed since the last load.
+    if st.st_size > max_bytes:
+        file.error = _too_big(path, st.st_size, max_bytes)
+        return file
+    if (
+        row is not None
+        and row.sha256 is not None
+        and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns)
+    ):
+        file.sha256, file.url, file.error = row.sha256, row.url, row.error
+        file.as_recorded = folder == row.folder
+        return file
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        file.error = str(SeedError(path, f"cannot read: {exc.strerror}"))
+        return file
+    if len(data) > max_bytes:  # it grew after the stat
+        file.error = _too_big(path, len(data), max_bytes)
+        return file
+    file.size = len(data)
+    file.sha256 = hashlib.sha256(data).hexdigest()
+    if row is not None and row.sha256 == file.sha256:  # touched, not changed
+        file.url, file.error = row.url, row.error
+        return file
+    try:
+        file.article = parse_seed(data, path)
+    except SeedError as exc:
+        file.error = str(exc)
+    else:
+        file.url = file.article.url
+    return file
+
+
+def _too_big(path: str, size: int, max_bytes: int) -> str:
+    return str(SeedError(path, f"file is {size} bytes, over the limit of {max_bytes}"))
+
+
+def _settle_winners(
+    files: dict[str, _File], sources: Mapping[str, str], max_bytes: int
+) -> dict[str, list[str]]:
+    """Group live files by URL, smallest path first; make sure each winner's article is at hand.
+
+    A winner whose article is neither parsed in this load nor already in the store from that
+    very file (it just took the URL over from a removed, changed or rejected file) is read and
+    parsed now. That can reject it or change its URL, so the grouping is redone until stable;
+    each round parses at least one more file, so this ends.
+    """
+    while True:
+        holders: dict[str, list[str]] = {}
+        for path in sorted(files):
+            url = files[path].url
+            if url is not None and files[path].error is None:
+                holders.setdefault(url, []).append(path)
+        needed = [
+            paths[0]
+            for url, paths in holders.items()
+            if files[paths[0]].article is None and sources.get(url) != paths[0]
+        ]
+        if not needed:
+            return holders
+        for path in needed:
+            old = files[path]
+            fresh = _examine(path, old.folder, None, max_bytes)
+            fresh.in_scan = old.in_scan
+            files[path] = fresh
+
+
+def _path_list(paths: Sequence[Path | str]) -> list[Path]:
+    if isinstance(paths, str | Path):  # a lone path would otherwise be iterated char by char
+        raise TypeError("paths must be a sequence of paths, not a single path")
+    return [Path(p) for p in paths]
+
+
+def _check_aware(now: datetime) -> None:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be an aware datetime")
