@@ -383,11 +383,14 @@ class Store:
         found = await self._articles("WHERE a.url = ?", (url,))
         return found[0] if found else None
 
-    async def articles_first_seen_since(self, since: datetime | None) -> list[Article]:
-        """Articles whose URL entered the store at or after ``since`` (None: all); newest first."""
-        if since is None:
+    async def articles_first_seen_after(self, moment: datetime | None) -> list[Article]:
+        """Articles whose URL entered the store after ``moment`` (None: all); newest first.
+
+        Strictly after: a digest claimed at ``moment`` already covered what was there then.
+        """
+        if moment is None:
             return await self.all_articles()
-        return await self._articles("WHERE a.first_seen >= ?", (_iso(since),))
+        return await self._articles("WHERE a.first_seen > ?", (_iso(moment),))
 
     async def count_articles(self) -> int:
         async with self._lock:

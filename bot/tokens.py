@@ -20,12 +20,17 @@ _COMPOUND = re.compile(r"[^\W_]+(?:[^\w\s]+[^\W_]+)+")
 _JOINERS = re.compile(r"[^\w\s]+")
 
 
+@lru_cache(maxsize=1)
+def _drop_combining() -> dict[int, None]:
+    # A translate table is C-speed; the Basic Multilingual Plane holds every accent we meet.
+    return {cp: None for cp in range(0x10000) if unicodedata.combining(chr(cp))}
+
+
 def fold(text: str) -> str:
     """Lower-case, strip accents and apostrophes."""
     text = text.casefold()
     if not text.isascii():
-        text = unicodedata.normalize("NFKD", text)
-        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+        text = unicodedata.normalize("NFKD", text).translate(_drop_combining())
     return _APOSTROPHES.sub("", text)
 
 
@@ -34,9 +39,13 @@ def words(text: str) -> list[str]:
     return _WORD.findall(fold(text))
 
 
-def compounds(text: str) -> list[str]:
-    """Hyphen- or dot-joined compounds of ``text`` written as one word."""
-    folded = fold(text)
+def folded_words(folded: str) -> list[str]:
+    """:func:`words` of a text that is already folded."""
+    return _WORD.findall(folded)
+
+
+def compounds(folded: str) -> list[str]:
+    """Punctuation-joined compounds ("e-mail", "4.0") of a *folded* text, written as one word."""
     return [_JOINERS.sub("", match) for match in _COMPOUND.findall(folded)]
 
 

@@ -124,10 +124,8 @@ async def test_update_keeps_first_seen_and_replaces_topics_and_links(store: Stor
     assert await store.get_article(changed.url) == changed
     assert await store.first_seen(changed.url) == NOW
     assert await store.first_seen("https://example.com/2") == later
-    assert [a.url for a in await store.articles_first_seen_since(later)] == [
-        "https://example.com/2"
-    ]
-    assert len(await store.articles_first_seen_since(None)) == 2
+    assert [a.url for a in await store.articles_first_seen_after(NOW)] == ["https://example.com/2"]
+    assert len(await store.articles_first_seen_after(None)) == 2
 
 
 async def test_deleting_an_article_cascades_to_its_topics_and_links(tmp_path: Path) -> None:

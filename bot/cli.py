@@ -1,0 +1,306 @@
+"""The ``newsbot`` command line: the bot's work offline, and ``run`` to start the bot.
+
+    newsbot search "facial recognition"     # loads seeds/ into newsbot.sqlite3 on first use
+    newsbot load [PATH ...]                 # (re)load seeds, incrementally, and report
+    newsbot check [PATH ...]                # validate seeds, write nothing
+    newsbot digest                          # preview the next daily digest
+    newsbot run                             # start the Discord bot (DISCORD_TOKEN)
+    newsbot sync [--global]                 # publish the slash commands
+
+Exit status: 0 done, 1 some seed file was rejected, 2 a usage or setup error (one line on
+stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from . import __version__
+from .config import Config, ConfigError, load_config
+from .loader import LoadReport
+from .search import Hit
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A mistake of the user's or the setup's: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse prints the whole usage block; one line is easier to read in a script's log.
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="newsbot", description="Search a curated news collection, in Discord.")
+    parser.add_argument("--version", action="version", version=f"newsbot {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="YAML config file (default: built in)")
+    parser.add_argument("--db", metavar="PATH", help="SQLite database (overrides the config)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    load = commands.add_parser("load", help="load seed files or folders into the database")
+    load.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+    check = commands.add_parser("check", help="validate seed files; write nothing")
+    check.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+
+    search = commands.add_parser("search", help="search the stored articles")
+    search.add_argument("query", nargs="?", help="what to look for")
+    search.add_argument("--limit", type=_positive_int, help="how many hits (default: config)")
+    search.add_argument("--topic", help="only articles with this topic")
+    search.add_argument("--provider", help="only articles from this source (name or domain)")
+    search.add_argument("--since", type=_iso_date, help="only articles published since (ISO)")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.add_argument("--stdin", action="store_true", help="one query per input line")
+
+    digest = commands.add_parser("digest", help="preview the next daily digest")
+    digest.add_argument("--guild", type=int, help="the guild whose last digest counts")
+    digest.add_argument("--since", type=_iso_date, help="stories new since (default: last)")
+    digest.add_argument("--json", action="store_true", help="print JSON")
+
+    commands.add_parser("run", help="start the Discord bot (token from DISCORD_TOKEN)")
+    sync = commands.add_parser("sync", help="publish the slash commands to Discord")
+    sync.add_argument("--global", dest="globally", action="store_true", help="to every guild")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+        if args.db:
+            config = _with_db(config, Path(args.db))
+        _setup_logging(config, verbose=args.verbose, quiet=args.command != "run")
+        return _dispatch(args, config)
+    except (UsageError, ConfigError) as exc:
+        print(f"newsbot: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, config: Config) -> int:
+    if args.command == "run":
+        from .runner import run_bot
+
+        return run_bot(config)
+    if args.command == "sync":
+        from .runner import sync_commands
+
+        return sync_commands(config, globally=args.globally)
+    if args.command == "check":
+        return _print_report(_check(config, args.paths), out=sys.stdout)
+    return asyncio.run(_async_dispatch(args, config))
+
+
+async def _async_dispatch(args: argparse.Namespace, config: Config) -> int:
+    from .library import Library
+
+    async with Library.open(config) as library:
+        if args.command == "load":
+            progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+            report = await library.reload(args.paths or None, progress=progress)
+            if progress:
+                progress.done()
+            return _print_report(report, out=sys.stdout)
+        if args.command == "search":
+            await library.ensure_loaded()
+            return _search(library, args, config)
+        if args.command == "digest":
+            await library.ensure_loaded()
+            return await _digest(library, args, config)
+    raise UsageError(f"unknown command {args.command!r}")  # pragma: no cover
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def _check(config: Config, paths: list[Path]) -> LoadReport:
+    from .loader import check_seeds
+
+    return check_seeds(paths or [config.seeds_dir], max_bytes=config.max_seed_bytes)
+
+
+def _search(library: Any, args: argparse.Namespace, config: Config) -> int:
+    limit = args.limit or config.search.limit
+    options = {"limit": limit, "topic": args.topic, "provider": args.provider, "since": args.since}
+    if args.stdin:
+        if args.query is not None:
+            raise UsageError("give a QUERY or --stdin, not both")
+        for line in sys.stdin:
+            hits = library.index.search(line.strip(), **options)
+            if args.json:
+                print(json.dumps([_hit_json(h) for h in hits], ensure_ascii=False), flush=True)
+            else:
+                print(" | ".join(h.article.title for h in hits) or "(no hits)", flush=True)
+        return EXIT_OK
+    if not args.query or not args.query.strip():
+        raise UsageError("search needs a QUERY (or --stdin)")
+    hits = library.index.search(args.query, **options)
+    if args.json:
+        print(json.dumps([_hit_json(h) for h in hits], ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(_render_hits(library, args.query, hits))
+    return EXIT_OK
+
+
+def _render_hits(library: Any, query: str, hits: list[Hit]) -> str:
+    from .embeds import article_embed, embed_as_text
+
+    if not hits:
+        suggestions = library.index.suggestions(query)
+        lines = [f"No article matches {query!r}."]
+        if suggestions:
+            lines.append("Closest titles:")
+            lines += [f"  - {a.title}" for a in suggestions]
+        return "\n".join(lines)
+    parts = [embed_as_text(article_embed(hits[0].article, position=1, total=len(hits)))]
+    if len(hits) > 1:
+        parts.append("")
+        parts.append("More results:")
+        for number, hit in enumerate(hits[1:], start=2):
+            article = hit.article
+            source = article.provider or article.provider_domain
+            parts.append(f"{number:>3}. {article.title} ({source}, {article.published:%Y-%m-%d})")
+            parts.append(f"     {article.url}")
+    return "\n".join(parts)
+
+
+async def _digest(library: Any, args: argparse.Namespace, config: Config) -> int:
+    from .digest import select_digest
+    from .embeds import digest_embed, embed_as_text
+
+    since = args.since
+    if since is None and args.guild is not None:
+        last = await library.store.last_digest(args.guild)
+        since = last.claimed_at if last is not None else None
+    candidates = await library.store.articles_first_seen_after(since)
+    chosen, rest = select_digest(candidates, config.digest.max_stories)
+    if args.json:
+        payload = {"since": since.isoformat() if since else None, "rest": rest}
+        payload["stories"] = [_article_json(a) for a in chosen]
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not chosen:
+        print(
+            "Nothing new for the digest" + (f" since {since:%Y-%m-%d %H:%M} UTC." if since else ".")
+        )
+        return EXIT_OK
+    today = datetime.now(UTC).date()
+    print(embed_as_text(digest_embed(chosen, rest, today, tz_name=config.digest.timezone)))
+    return EXIT_OK
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def _print_report(report: LoadReport, *, out: TextIO) -> int:
+    print(format_report(report), file=out)
+    return EXIT_OK if report.ok else EXIT_REJECTED
+
+
+def format_report(report: LoadReport, *, max_lines: int = 50) -> str:
+    lines = [report.summary()]
+    for label, items in (
+        ("rejected", [r for _, r in report.rejected]),
+        ("duplicate", report.duplicates),
+        ("warning", report.warnings),
+    ):
+        for item in items[:max_lines]:
+            lines.append(f"  {label}: {item}")
+        if len(items) > max_lines:
+            lines.append(f"  ... and {len(items) - max_lines} more {label} lines")
+    return "\n".join(lines)
+
+
+def _article_json(article: Any) -> dict[str, Any]:
+    return {
+        "url": article.url,
+        "title": article.title,
+        "provider": article.provider,
+        "domain": article.provider_domain,
+        "published": article.published.isoformat(),
+        "topics": list(article.topics),
+        "quality": article.quality,
+    }
+
+
+def _hit_json(hit: Hit) -> dict[str, Any]:
+    return {**_article_json(hit.article), "score": hit.score, "excerpt": hit.article.excerpt}
+
+
+class _ProgressBar:
+    """A one-line progress bar on a terminal (stderr), redrawn at most every 1%."""
+
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self._stream = stream
+        self._width = width
+        self._shown = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = 100 if total == 0 else done * 100 // total
+        if percent == self._shown:
+            return
+        self._shown = percent
+        filled = self._width * percent // 100
+        bar = "#" * filled + "-" * (self._width - filled)
+        self._stream.write(f"\rloading [{bar}] {done}/{total}")
+        self._stream.flush()
+
+    def done(self) -> None:
+        if self._shown >= 0:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _with_db(config: Config, path: Path) -> Config:
+    import dataclasses
+
+    return dataclasses.replace(config, database=path)
+
+
+def _setup_logging(config: Config, *, verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else getattr(logging, config.log_level.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The offline commands' output is their report; library chatter below WARNING is noise.
+    if quiet and not verbose:
+        logging.getLogger("bot").setLevel(max(level, logging.WARNING))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _iso_date(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            value = datetime.combine(date.fromisoformat(text), datetime.min.time())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

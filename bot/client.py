@@ -1,0 +1,177 @@
+"""The Discord client: a thin adapter that wires the library into discord.py.
+
+``NewsBot`` owns nothing it did not get: the library (store + index) and the config are opened
+by the caller and injected, as in discord.py's ``examples/advanced_startup.py``. ``setup_hook``
+loads the cogs, registers the persistent buttons and syncs the commands to the configured
+guilds (never in ``on_ready``, which runs again after every reconnect).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from .config import Config
+from .library import Library
+
+log = logging.getLogger(__name__)
+
+# Loaded in this order by setup_hook; tests import each and check it has `setup`.
+EXTENSIONS = ("bot.cogs.news", "bot.cogs.digest", "bot.cogs.seeds")
+
+
+class UserError(app_commands.AppCommandError):
+    """A mistake the user can fix; the message is shown to them (ephemerally) as it is."""
+
+
+class NewsTree(app_commands.CommandTree):
+    """One error handler for every command: users get a sentence, the log gets the traceback."""
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
+    ) -> None:
+        message = describe_error(error)
+        if message is None:
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error("/%s failed", command, exc_info=error)
+            message = "Sorry, something went wrong on our side. Please try again in a moment."
+        await reply_ephemeral(interaction, message)
+
+
+def describe_error(error: Exception) -> str | None:
+    """The sentence a user should see for ``error``, or None for an unexpected failure."""
+    if isinstance(error, UserError):
+        return str(error)
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down a little: try again in {error.retry_after:.1f} s."
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "This command works in a server, not in direct messages."
+    if isinstance(error, app_commands.MissingPermissions):
+        needed = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+        return f"You need the {needed} permission to do that."
+    if isinstance(error, ModeratorOnly):
+        return str(error)
+    if isinstance(error, app_commands.CheckFailure):
+        return "You are not allowed to use this command here."
+    return None
+
+
+class ModeratorOnly(app_commands.CheckFailure):
+    def __init__(self) -> None:
+        super().__init__(
+            "Only moderators can do that: you need the Manage Server permission"
+            " or a moderator role."
+        )
+
+
+async def reply_ephemeral(interaction: discord.Interaction, message: str) -> None:
+    """Answer or follow up, whichever is still possible; never raise (the user may be gone)."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(message, ephemeral=True)
+        else:
+            await interaction.response.send_message(message, ephemeral=True)
+    except discord.HTTPException as exc:
+        log.warning("could not tell the user about an error: %s", exc)
+
+
+class _NewsBotMixin:
+    """What NewsBot adds to commands.Bot / commands.AutoShardedBot."""
+
+    library: Library
+    config: Config
+    clock: Callable[[], datetime]
+
+    def _init_news(self, library: Library, config: Config, clock: Callable[[], datetime]) -> None:
+        self.library = library
+        self.config = config
+        # The time source, injectable so tests can move the digest clock.
+        self.clock = clock
+
+    async def setup_hook(self) -> None:
+        bot: Any = self
+        for extension in EXTENSIONS:
+            await bot.load_extension(extension)
+        for guild_id in self.config.discord.guild_ids:
+            guild = discord.Object(id=guild_id)
+            bot.tree.copy_global_to(guild=guild)
+            try:
+                synced = await bot.tree.sync(guild=guild)
+            except discord.HTTPException as exc:
+                # A guild the bot was removed from must not stop it serving the others.
+                log.error("could not sync commands to guild %s: %s", guild_id, exc)
+            else:
+                log.info("synced %d commands to guild %s", len(synced), guild_id)
+
+    async def on_ready(self) -> None:
+        bot: Any = self
+        log.info(
+            "connected as %s to %d guilds; serving %d articles",
+            bot.user,
+            len(bot.guilds),
+            len(self.library.index),
+        )
+
+
+def _intents() -> discord.Intents:
+    # Guilds only: slash commands need no message content and no member list.
+    intents = discord.Intents.none()
+    intents.guilds = True
+    return intents
+
+
+class NewsBot(_NewsBotMixin, commands.Bot):
+    def __init__(
+        self,
+        library: Library,
+        config: Config,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(**_bot_options(options))
+        self._init_news(library, config, clock or _utcnow)
+
+
+class ShardedNewsBot(_NewsBotMixin, commands.AutoShardedBot):
+    def __init__(
+        self,
+        library: Library,
+        config: Config,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        **options: Any,
+    ) -> None:
+        options.setdefault("shard_count", config.discord.shard_count)
+        super().__init__(**_bot_options(options))
+        self._init_news(library, config, clock or _utcnow)
+
+
+def make_bot(
+    library: Library, config: Config, *, clock: Callable[[], datetime] | None = None, **options: Any
+) -> NewsBot | ShardedNewsBot:
+    if config.discord.shard_count:
+        return ShardedNewsBot(library, config, clock=clock, **options)
+    return NewsBot(library, config, clock=clock, **options)
+
+
+def _bot_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "command_prefix": commands.when_mentioned,
+        "intents": _intents(),
+        # Titles may contain @everyone: nothing the bot sends may ping anyone.
+        "allowed_mentions": discord.AllowedMentions.none(),
+        "tree_cls": NewsTree,
+        "help_command": None,
+        **options,
+    }
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,223 @@
+"""``/news``: search, page through the hits, show related stories.
+
+The buttons outlive the bot process: their ``custom_id`` carries the saved search's id and the
+page (``discord.ui.DynamicItem``), and the search itself (who asked, which URLs) is in SQLite,
+so a click after a restart finds everything it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from ..client import UserError
+from ..embeds import article_embed, no_hits_text, related_embed, truncate
+from ..tokens import fold
+
+if TYPE_CHECKING:
+    from ..client import NewsBot
+
+log = logging.getLogger(__name__)
+
+AUTOCOMPLETE_LIMIT = 25
+CHOICE_LIMIT = 100  # Discord's limit for a choice's name and value
+
+
+def _cooldown(interaction: discord.Interaction) -> app_commands.Cooldown | None:
+    seconds = interaction.client.config.search.cooldown_seconds  # type: ignore[attr-defined]
+    return app_commands.Cooldown(1, seconds) if seconds > 0 else None
+
+
+class NewsCog(commands.Cog):
+    def __init__(self, bot: NewsBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="news", description="Search the news collection")
+    @app_commands.describe(
+        query="Words from a headline or a summary; typos are fine",
+        topic="Only stories with this topic",
+        source="Only stories from this source (name or domain)",
+    )
+    @app_commands.checks.dynamic_cooldown(_cooldown)
+    async def news(
+        self,
+        interaction: discord.Interaction,
+        query: str,
+        topic: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        config = self.bot.config.search
+        if len(query) > config.max_query_length:
+            raise UserError(
+                f"That query is {len(query)} characters long; "
+                f"please keep it under {config.max_query_length}."
+            )
+        if not query.strip():
+            raise UserError("Tell me what to look for, e.g. `/news facial recognition`.")
+        index = self.bot.library.index  # one corpus for the whole answer, even mid-reload
+        if topic is not None and fold(topic) not in {fold(t) for t in index.topics()}:
+            raise UserError(
+                f"There is no topic called {truncate(topic, 80)!r}: pick one from the list."
+            )
+        hits = index.search(query, limit=config.limit, topic=topic, provider=source)
+        if not hits:
+            suggestions = [a.title for a in index.suggestions(query)]
+            await interaction.response.send_message(
+                no_hits_text(query, suggestions), ephemeral=True
+            )
+            return
+        urls = [hit.article.url for hit in hits]
+        search_id = await self.bot.library.store.save_search(
+            interaction.user.id, query, urls, self.bot.clock()
+        )
+        first = hits[0].article
+        await interaction.response.send_message(
+            embed=article_embed(first, position=1, total=len(hits)),
+            view=results_view(search_id, 0, len(hits), has_related=bool(first.related)),
+        )
+
+    @news.autocomplete("query")
+    async def query_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        articles = self.bot.library.index.suggest_titles(current, AUTOCOMPLETE_LIMIT)
+        choices: dict[str, app_commands.Choice[str]] = {}
+        for article in articles:
+            name = truncate(article.title, CHOICE_LIMIT)
+            if name not in choices:  # Discord shows duplicates as one confusing list
+                choices[name] = app_commands.Choice(name=name, value=name)
+        return list(choices.values())[:AUTOCOMPLETE_LIMIT]
+
+    @news.autocomplete("topic")
+    async def topic_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        wanted = fold(current).strip()
+        topics = [t for t in self.bot.library.index.topics() if wanted in fold(t)]
+        return [
+            app_commands.Choice(name=truncate(t, CHOICE_LIMIT), value=t[:CHOICE_LIMIT])
+            for t in topics[:AUTOCOMPLETE_LIMIT]
+        ]
+
+
+# --- buttons --------------------------------------------------------------------------------
+
+
+def results_view(search_id: int, page: int, total: int, *, has_related: bool) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    if total > 1:
+        view.add_item(PageButton(search_id, "prev", max(page - 1, 0), disabled=page == 0))
+        view.add_item(
+            PageButton(search_id, "next", min(page + 1, total - 1), disabled=page >= total - 1)
+        )
+    view.add_item(RelatedButton(search_id, page, disabled=not has_related))
+    return view
+
+
+class PageButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"news:(?P<direction>prev|next):(?P<search>[0-9]+):(?P<page>[0-9]+)",
+):
+    def __init__(self, search_id: int, direction: str, page: int, *, disabled: bool = False):
+        label = "◀ Previous" if direction == "prev" else "Next ▶"
+        super().__init__(
+            discord.ui.Button(
+                label=label,
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"news:{direction}:{search_id}:{page}",
+                disabled=disabled,
+            )
+        )
+        self.search_id = search_id
+        self.direction = direction
+        self.page = page
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+    ) -> PageButton:
+        return cls(int(match["search"]), match["direction"], int(match["page"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _guarded(interaction, self._show_page)
+
+    async def _show_page(self, interaction: discord.Interaction) -> None:
+        bot: Any = interaction.client
+        saved = await bot.library.store.load_search(self.search_id)
+        if saved is None:
+            raise UserError("These results have expired: run `/news` again.")
+        if interaction.user.id != saved.user_id:
+            raise UserError(
+                "Only the person who ran this search can page through it; "
+                "run `/news` to search yourself."
+            )
+        total = len(saved.urls)
+        page = min(self.page, total - 1)
+        article = bot.library.index.get(saved.urls[page])
+        if article is None:
+            raise UserError("That story has been removed since; run `/news` again.")
+        await interaction.response.edit_message(
+            embed=article_embed(article, position=page + 1, total=total),
+            view=results_view(self.search_id, page, total, has_related=bool(article.related)),
+        )
+
+
+class RelatedButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"news:related:(?P<search>[0-9]+):(?P<page>[0-9]+)",
+):
+    def __init__(self, search_id: int, page: int, *, disabled: bool = False) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Related",
+                style=discord.ButtonStyle.primary,
+                custom_id=f"news:related:{search_id}:{page}",
+                disabled=disabled,
+            )
+        )
+        self.search_id = search_id
+        self.page = page
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+    ) -> RelatedButton:
+        return cls(int(match["search"]), int(match["page"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _guarded(interaction, self._show_related)
+
+    async def _show_related(self, interaction: discord.Interaction) -> None:
+        # Anyone may look at the related stories: the answer is for their eyes only.
+        bot: Any = interaction.client
+        saved = await bot.library.store.load_search(self.search_id)
+        if saved is None or self.page >= len(saved.urls):
+            raise UserError("These results have expired: run `/news` again.")
+        article = bot.library.index.get(saved.urls[self.page])
+        if article is None:
+            raise UserError("That story has been removed since; run `/news` again.")
+        await interaction.response.send_message(embed=related_embed(article), ephemeral=True)
+
+
+async def _guarded(interaction: discord.Interaction, action: Any) -> None:
+    """Buttons bypass the command tree's error handler: same policy, applied here."""
+    from ..client import describe_error, reply_ephemeral
+
+    try:
+        await action(interaction)
+    except Exception as exc:
+        message = describe_error(exc)
+        if message is None:
+            log.exception("button %s failed", interaction.data)
+            message = "Sorry, something went wrong on our side. Please try again in a moment."
+        await reply_ephemeral(interaction, message)
+
+
+async def setup(bot: NewsBot) -> None:
+    await bot.add_cog(NewsCog(bot))
+    bot.add_dynamic_items(PageButton, RelatedButton)

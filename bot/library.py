@@ -1,0 +1,85 @@
+"""The library: the store plus the search index built from it.
+
+The CLI and the Discord bot share this one object. A reload runs the incremental, atomic loader
+and then builds a *new* index off the event loop and swaps the reference in one assignment, so
+a query running meanwhile is answered from the old corpus or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .config import Config
+from .loader import LoadReport, load_seeds
+from .search import SearchIndex
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Library:
+    def __init__(
+        self, store: Store, config: Config, *, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self.store = store
+        self.config = config
+        # When articles were first seen matters to the digest; tests move this clock.
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.index = SearchIndex.build([])
+        # One reload at a time: a second /seeds reload waits for the first instead of racing it.
+        self._reload_lock = asyncio.Lock()
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, config: Config, *, clock: Callable[[], datetime] | None = None
+    ) -> AsyncIterator[Library]:
+        """Open the store and build the index from what it holds (no seed loading here)."""
+        store = await Store.open(config.database)
+        try:
+            library = cls(store, config, clock=clock)
+            await library.refresh_index()
+            yield library
+        finally:
+            await store.close()
+
+    @property
+    def reloading(self) -> bool:
+        return self._reload_lock.locked()
+
+    async def refresh_index(self) -> None:
+        articles = await self.store.all_articles()
+        # Building takes a while at scale; a thread keeps the event loop answering meanwhile.
+        index = await asyncio.to_thread(SearchIndex.build, articles)
+        self.index = index  # the swap: one reference assignment
+        log.info("serving %d articles", len(index))
+
+    async def reload(
+        self,
+        paths: Sequence[Path] | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> LoadReport:
+        """Load ``paths`` (default: the configured seeds folder) and swap in the new index."""
+        async with self._reload_lock:
+            report = await load_seeds(
+                self.store,
+                list(paths) if paths else [self.config.seeds_dir],
+                max_bytes=self.config.max_seed_bytes,
+                now=self.clock(),
+                progress=progress,
+            )
+            if report.added or report.updated or report.removed or not len(self.index):
+                await self.refresh_index()
+            return report
+
+    async def ensure_loaded(self) -> None:
+        """On first use (an empty database) load the configured seeds folder."""
+        if len(self.index) == 0 and await self.store.count_articles() == 0:
+            report = await self.reload()
+            log.info("first use: %s", report.summary())

@@ -1,0 +1,123 @@
+"""Starting the bot for real: the token, Discord's endpoints, and the order things open in.
+
+The library (store + index) is opened and the seeds loaded before the bot connects, so the bot
+never answers from an empty or half-built corpus; everything is closed again with ``async
+with`` when it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+import discord
+import yarl
+
+from .config import Config
+from .library import Library
+
+log = logging.getLogger(__name__)
+
+TOKEN_VARIABLE = "DISCORD_TOKEN"
+NO_TOKEN = (
+    f"no Discord bot token: set {TOKEN_VARIABLE} in the environment "
+    f"or put {TOKEN_VARIABLE}=... in a .env file in the working directory"
+)
+
+
+def read_token(env_file: Path = Path(".env")) -> str | None:
+    """The bot token from $DISCORD_TOKEN, else from a ``.env`` file; never from the config."""
+    token = os.environ.get(TOKEN_VARIABLE, "").strip()
+    if token:
+        return token
+    try:
+        lines = env_file.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, sep, value = line.strip().removeprefix("export ").partition("=")
+        if sep and key.strip() == TOKEN_VARIABLE:
+            return value.strip().strip("'\"") or None
+    return None
+
+
+def point_discord_at(config: Config) -> None:
+    """Send REST calls and the gateway where the config says (a proxy, a local test server).
+
+    discord.py has no option for this: both are class attributes, read when a request is made
+    or the socket opened, so they are set once, before the client starts.
+    """
+    discord.http.Route.BASE = config.discord.api_base.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(config.discord.gateway_url)
+
+
+def run_bot(config: Config) -> int:
+    token = read_token()
+    if token is None:
+        print(f"newsbot: error: {NO_TOKEN}", file=sys.stderr)
+        return 2
+    point_discord_at(config)
+    try:
+        asyncio.run(serve(config, token))
+    except discord.LoginFailure:
+        print(f"newsbot: error: Discord refused the token in {TOKEN_VARIABLE}", file=sys.stderr)
+        return 2
+    except discord.PrivilegedIntentsRequired:  # pragma: no cover - guilds intent only
+        print("newsbot: error: the bot asked for an intent Discord did not grant", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def serve(config: Config, token: str) -> None:
+    from .client import make_bot
+
+    async with Library.open(config) as library:
+        report = await library.reload()
+        log.info("seeds: %s", report.summary())
+        for _path, reason in report.rejected:
+            log.warning("rejected seed: %s", reason)
+        async with make_bot(library, config) as bot:
+            await bot.start(token)
+
+
+def sync_commands(config: Config, *, globally: bool) -> int:
+    """Publish the slash commands: to the configured guilds, or everywhere with ``--global``."""
+    token = read_token()
+    if token is None:
+        print(f"newsbot: error: {NO_TOKEN}", file=sys.stderr)
+        return 2
+    if not globally and not config.discord.guild_ids:
+        print(
+            "newsbot: error: no guilds to sync to: list them in discord.guild_ids, "
+            "or publish everywhere with --global (takes up to an hour to appear)",
+            file=sys.stderr,
+        )
+        return 2
+    point_discord_at(config)
+    try:
+        count = asyncio.run(_sync(config, token, globally=globally))
+    except discord.LoginFailure:
+        print(f"newsbot: error: Discord refused the token in {TOKEN_VARIABLE}", file=sys.stderr)
+        return 2
+    except discord.HTTPException as exc:
+        print(f"newsbot: error: Discord refused the sync: {exc.status} {exc.text}", file=sys.stderr)
+        return 2
+    where = "globally" if globally else f"to {len(config.discord.guild_ids)} guild(s)"
+    print(f"synced {count} commands {where}")
+    return 0
+
+
+async def _sync(config: Config, token: str, *, globally: bool) -> int:
+    from .client import make_bot
+
+    async with Library.open(config) as library:
+        bot = make_bot(library, config)
+        async with bot:
+            # login() runs setup_hook, which syncs the configured guilds; no gateway needed.
+            await bot.login(token)
+            if globally:
+                return len(await bot.tree.sync())
+            return len(bot.tree.get_commands())
