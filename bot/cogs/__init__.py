@@ -1,0 +1,1 @@
+"""The bot's cogs: each reads an interaction, calls the core, and replies."""
