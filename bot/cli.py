@@ -27,6 +27,7 @@ from . import __version__
 from .config import Config, ConfigError, load_config
 from .loader import LoadReport
 from .search import Hit
+from .store import StoreError
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
@@ -83,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = _with_db(config, Path(args.db))
         _setup_logging(config, verbose=args.verbose, quiet=args.command != "run")
         return _dispatch(args, config)
-    except (UsageError, ConfigError) as exc:
+    except (UsageError, ConfigError, StoreError) as exc:
         print(f"newsbot: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

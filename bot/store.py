@@ -267,6 +267,9 @@ class Store:
         except OSError as exc:
             raise StoreError(f"{path}: cannot create its folder ({exc.strerror or exc})") from exc
         try:
+            # Opened once synchronously first: a path SQLite cannot open fails here, before
+            # aiosqlite starts its worker thread (which it would leave behind on that failure).
+            sqlite3.connect(path).close()
             # isolation_level=None: no implicit transactions; every BEGIN/COMMIT here is explicit.
             db = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.Error as exc:
