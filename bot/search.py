@@ -243,10 +243,10 @@ class SearchIndex:
         anywhere = np.zeros(len(self._articles), dtype=np.float32)
         in_title = np.zeros_like(anywhere)
         best_possible = 0.0
+        unknown = 0
         for word in unique:
             if not variants[word]:
-                # An unknown word still counts against every document equally.
-                best_possible += float(self._idf.max(initial=1.0)) * 0.5
+                unknown += 1
                 continue
             best_any = np.zeros_like(anywhere)
             best_title = np.zeros_like(anywhere)
@@ -272,6 +272,10 @@ class SearchIndex:
             anywhere += best_any
             in_title += best_title
             best_possible += top_weight
+        if unknown and best_possible:
+            # A word found nowhere counts against every document alike, as half an average
+            # word: enough to sink weak matches, not enough to hide a good one.
+            best_possible += unknown * 0.5 * best_possible / (len(unique) - unknown)
         scale = 1.0 / best_possible if best_possible else 0.0
         coverage_all = anywhere * scale
         scores = coverage_all + TITLE_WEIGHT * in_title * scale
@@ -312,14 +316,23 @@ class SearchIndex:
         pairs = max(len(variant_sets) - 1, 1)
         title_adjacent = _adjacent_pairs(title, variant_sets) / pairs
         excerpt_adjacent = _adjacent_pairs(excerpt, variant_sets) / pairs
+        # The whole query, in order, in one field: the strongest evidence there is.
+        whole = len(variant_sets) > 1 and max(title_adjacent, excerpt_adjacent) >= 1
+        phrase = 1.0 if whole else 0.0
         matched = set().union(*variant_sets)
         title_cover = sum(t in matched for t in title) / len(title) if title else 0.0
-        ratio = fuzz.ratio(qtext, self._title_text(doc)) / 100.0
+        title_text = self._title_text(doc)
+        ratio = fuzz.ratio(qtext, title_text) / 100.0
+        exact = 1.0 if qtext == title_text else 0.0
+        sort_ratio = fuzz.token_sort_ratio(qtext, title_text) / 100.0 if SORT_RATIO else 0.0
         return (
             ADJ_TITLE * title_adjacent
             + ADJ_EXCERPT * excerpt_adjacent
+            + PHRASE * phrase
             + TITLE_COVER * title_cover
             + RATIO * ratio
+            + SORT_RATIO * sort_ratio
+            + EXACT * exact
         )
 
     def _title_text(self, doc: int) -> str:
@@ -337,6 +350,11 @@ class SearchIndex:
             for term in self._typo_neighbours(word):
                 if term != exact:
                     found.setdefault(term, quality)
+        elif exact is None and len(word) == MIN_TYPO_LENGTH - 1:
+            # A four-letter word that lost a letter ("beta" -> "eta"): only that edit, since
+            # any three letters are one substitution away from too many words.
+            for term in _as_list(self._deletes.get(word)):
+                found.setdefault(term, TYPO_QUALITY)
         if prefix_ok:
             for term in self._prefix_matches(word):
                 if term not in found:
@@ -399,9 +417,14 @@ class SearchIndex:
 # Re-ranking weights, tuned with bench/search.py on the real corpora.
 ADJ_TITLE = 0.3
 ADJ_EXCERPT = 0.3
-TITLE_COVER = 0.15
+TITLE_COVER = 0.4
 RATIO = 0.3
-_MAX_FINAL = 1.0 + TITLE_WEIGHT + ADJ_TITLE + ADJ_EXCERPT + TITLE_COVER + RATIO
+PHRASE = 1.0
+SORT_RATIO = 0.0
+EXACT = 0.5
+_MAX_FINAL = (
+    1.0 + TITLE_WEIGHT + ADJ_TITLE + ADJ_EXCERPT + PHRASE + TITLE_COVER + RATIO + SORT_RATIO + EXACT
+)
 
 
 def _postings(terms: np.ndarray, docs: np.ndarray, n_terms: int) -> _Postings:
@@ -425,6 +448,12 @@ def _sorted_unique(keys: np.ndarray) -> np.ndarray:
     keep[0] = True
     np.not_equal(keys[1:], keys[:-1], out=keep[1:])
     return keys[keep]
+
+
+def _as_list(found: int | list[int] | None) -> list[int]:
+    if found is None:
+        return []
+    return [found] if isinstance(found, int) else found
 
 
 def _one_deletions(word: str) -> set[str]:
