@@ -291,11 +291,15 @@ class SearchIndex:
             candidates = candidates[part]
 
         qtext = " ".join(qwords)
-        variant_sets = [{t for t, _ in variants[w]} for w in qwords]
+        # term -> the query positions it can fill (a term may stand for several query words)
+        slots: dict[int, list[int]] = {}
+        for position, word in enumerate(qwords):
+            for term, _ in variants[word]:
+                slots.setdefault(term, []).append(position)
         ranked: list[tuple[float, float, int]] = []
         for doc in candidates.tolist():
             coverage = float(coverage_all[doc])
-            final = float(scores[doc]) + self._rerank_bonus(doc, qtext, variant_sets)
+            final = float(scores[doc]) + self._rerank_bonus(doc, qtext, slots, len(qwords))
             ranked.append((final, coverage, doc))
         ranked.sort(key=lambda r: (-r[0], -self._quality[r[2]], -self._published[r[2]]))
 
@@ -310,18 +314,20 @@ class SearchIndex:
                 near.append(self._articles[doc])
         return hits, near
 
-    def _rerank_bonus(self, doc: int, qtext: str, variant_sets: list[set[int]]) -> float:
+    def _rerank_bonus(self, doc: int, qtext: str, slots: dict[int, list[int]], n: int) -> float:
+        """Evidence a bag of words misses; ``slots`` maps a term to the query positions it fills."""
         title = self._title_flat[self._title_off[doc] : self._title_off[doc + 1]].tolist()
         excerpt = self._excerpt_flat[self._excerpt_off[doc] : self._excerpt_off[doc + 1]].tolist()
-        pairs = max(len(variant_sets) - 1, 1)
-        title_adjacent = _adjacent_pairs(title, variant_sets) / pairs
-        excerpt_adjacent = _adjacent_pairs(excerpt, variant_sets) / pairs
+        pairs = max(n - 1, 1)
+        title_hits, title_adjacent = _adjacency(title, slots, n)
+        _, excerpt_adjacent = _adjacency(excerpt, slots, n)
+        title_adjacent /= pairs
+        excerpt_adjacent /= pairs
         # The whole query, in order, in one field: the strongest evidence there is.
-        whole = len(variant_sets) > 1 and max(title_adjacent, excerpt_adjacent) >= 1
+        whole = n > 1 and max(title_adjacent, excerpt_adjacent) >= 1
         phrase = 1.0 if whole else 0.0
-        matched = set().union(*variant_sets)
-        title_cover = sum(t in matched for t in title) / len(title) if title else 0.0
-        title_text = self._title_text(doc)
+        title_cover = title_hits / len(title) if title else 0.0
+        title_text = " ".join(self._terms[t] for t in title)
         ratio = fuzz.ratio(qtext, title_text) / 100.0
         exact = 1.0 if qtext == title_text else 0.0
         sort_ratio = fuzz.token_sort_ratio(qtext, title_text) / 100.0 if SORT_RATIO else 0.0
@@ -460,11 +466,17 @@ def _one_deletions(word: str) -> set[str]:
     return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
-def _adjacent_pairs(field: list[int], variant_sets: list[set[int]]) -> int:
-    """How many consecutive query-word pairs appear next to each other, in order, in ``field``."""
-    if len(variant_sets) < 2 or len(field) < 2:
-        return 0
-    positions = [{p for p, t in enumerate(field) if t in wanted} for wanted in variant_sets]
-    return sum(
+def _adjacency(field: list[int], slots: dict[int, list[int]], n: int) -> tuple[int, int]:
+    """(tokens of ``field`` that match a query word, query-word pairs found side by side)."""
+    positions: list[set[int]] = [set() for _ in range(n)]
+    hits = 0
+    for place, term in enumerate(field):
+        filled = slots.get(term)
+        if filled is not None:
+            hits += 1
+            for slot in filled:
+                positions[slot].add(place)
+    adjacent = sum(
         1 for here, there in itertools.pairwise(positions) if any(p + 1 in there for p in here)
     )
+    return hits, adjacent
