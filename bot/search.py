@@ -41,7 +41,7 @@ TYPO_QUALITY = 0.8
 TYPO_QUALITY_WHEN_EXACT = 0.55
 MIN_TYPO_LENGTH = 4
 MAX_PREFIX_EXPANSION = 40
-RERANK_DEPTH = 60
+RERANK_DEPTH = 40
 # Below this share of the query's weight matched, a document is not a hit, only a suggestion.
 MIN_COVERAGE = 0.45
 
