@@ -8,7 +8,7 @@
     newsbot sync [--global]                 # publish the slash commands
 
 Exit status: 0 done, 1 some seed file was rejected, 2 a usage or setup error (one line on
-stderr, never a traceback).
+stderr, never a traceback), 141 stdout was closed early (``| head``), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -30,6 +31,7 @@ from .search import Hit
 from .store import StoreError
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
 
 
 class UsageError(Exception):
@@ -39,7 +41,9 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # argparse prints the whole usage block; one line is easier to read in a script's log.
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        # The prefix is always "newsbot: error:" (a sub-command's prog is "newsbot search"), so
+        # scripts can grep one pattern; the hint names the sub-command's own --help.
+        self.exit(EXIT_USAGE, f"newsbot: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,12 +87,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.db:
             config = _with_db(config, Path(args.db))
         _setup_logging(config, verbose=args.verbose, quiet=args.command != "run")
-        return _dispatch(args, config)
+        status = _dispatch(args, config)
+        sys.stdout.flush()  # inside the try: a closed pipe must fail here, not at exit
+        return status
     except (UsageError, ConfigError, StoreError) as exc:
         print(f"newsbot: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`newsbot search ... | head`): stop quietly, as Unix tools do.
+        # stdout now points at /dev/null so the interpreter's flush at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _dispatch(args: argparse.Namespace, config: Config) -> int:
@@ -102,6 +113,9 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         return sync_commands(config, globally=args.globally)
     if args.command == "check":
         return _print_report(_check(config, args.paths), out=sys.stdout)
+    if args.command == "search":
+        # Before the library opens: a usage error must not create the database or load seeds.
+        _check_query(args)
     return asyncio.run(_async_dispatch(args, config))
 
 
@@ -133,12 +147,18 @@ def _check(config: Config, paths: list[Path]) -> LoadReport:
     return check_seeds(paths or [config.seeds_dir], max_bytes=config.max_seed_bytes)
 
 
+def _check_query(args: argparse.Namespace) -> None:
+    if args.stdin:
+        if args.query is not None:
+            raise UsageError("give a QUERY or --stdin, not both")
+    elif not args.query or not args.query.strip():
+        raise UsageError("search needs a QUERY (or --stdin)")
+
+
 def _search(library: Any, args: argparse.Namespace, config: Config) -> int:
     limit = args.limit or config.search.limit
     options = {"limit": limit, "topic": args.topic, "provider": args.provider, "since": args.since}
     if args.stdin:
-        if args.query is not None:
-            raise UsageError("give a QUERY or --stdin, not both")
         for line in sys.stdin:
             hits = library.index.search(line.strip(), **options)
             if args.json:
@@ -146,8 +166,6 @@ def _search(library: Any, args: argparse.Namespace, config: Config) -> int:
             else:
                 print(" | ".join(h.article.title for h in hits) or "(no hits)", flush=True)
         return EXIT_OK
-    if not args.query or not args.query.strip():
-        raise UsageError("search needs a QUERY (or --stdin)")
     hits = library.index.search(args.query, **options)
     if args.json:
         print(json.dumps([_hit_json(h) for h in hits], ensure_ascii=False, indent=2))
