@@ -36,18 +36,39 @@ class NewsTree(app_commands.CommandTree):
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
     ) -> None:
+        command = interaction.command.qualified_name if interaction.command else "?"
+        if interaction_expired(error):
+            # Too late: the token is dead, so an apology would fail the same way. Not a bug in
+            # the command either (the answer was just slow), so a warning, not a traceback.
+            log.warning("/%s: %s", command, EXPIRED_NOTE)
+            return
         message = describe_error(error)
         if message is None:
-            command = interaction.command.qualified_name if interaction.command else "?"
             log.error("/%s failed", command, exc_info=error)
             message = "Sorry, something went wrong on our side. Please try again in a moment."
         await reply_ephemeral(interaction, message)
+
+
+# Discord's "Unknown interaction": the interaction's token expired (3 s to answer) or was never
+# valid; nothing can be sent on it any more.
+UNKNOWN_INTERACTION = 10062
+EXPIRED_NOTE = "the interaction expired before the bot answered (Unknown interaction)"
+
+
+def interaction_expired(error: BaseException) -> bool:
+    """True when ``error`` (or the error a command raised) is Discord's Unknown interaction."""
+    original = getattr(error, "original", error)  # CommandInvokeError wraps what was raised
+    return isinstance(original, discord.NotFound) and original.code == UNKNOWN_INTERACTION
 
 
 def describe_error(error: Exception) -> str | None:
     """The sentence a user should see for ``error``, or None for an unexpected failure."""
     if isinstance(error, UserError):
         return str(error)
+    if isinstance(error, app_commands.CommandNotFound):
+        # A command Discord still lists (a stale sync) that this bot no longer has: the user
+        # did nothing wrong and neither did the bot, so no traceback in the log either.
+        return "That command no longer exists here; Discord may take a moment to update the list."
     if isinstance(error, app_commands.CommandOnCooldown):
         return f"Slow down a little: try again in {error.retry_after:.1f} s."
     if isinstance(error, app_commands.NoPrivateMessage):

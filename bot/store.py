@@ -34,6 +34,7 @@ import json
 import logging
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -304,7 +305,7 @@ class Store:
             await self._rows("SELECT count(*) FROM sqlite_master")
             await self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             # WAL: readers (the bot) never block on the writer (a reload) and vice versa.
-            await self._db.execute("PRAGMA journal_mode = WAL")
+            await self._enable_wal()
             # NORMAL is durable across application crashes in WAL mode; only an OS crash can lose
             # the last commits, which a reload can redo.
             await self._db.execute("PRAGMA synchronous = NORMAL")
@@ -313,6 +314,24 @@ class Store:
             raise StoreError(f"{self.path}: cannot open ({exc})") from exc
         except sqlite3.DatabaseError as exc:  # "file is not a database"
             raise StoreError(f"{self.path}: not a newsbot database ({exc})") from exc
+
+    async def _enable_wal(self) -> None:
+        """``PRAGMA journal_mode = WAL``, retried while another connection holds the file.
+
+        Switching a file to WAL takes an exclusive lock for a moment, and SQLite answers that
+        request with "database is locked" at once instead of calling the busy handler: two
+        processes opening a brand-new database together failed here. WAL is recorded in the
+        file, so once any connection has switched it the others' pragma is a no-op.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                await self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(0.01)
 
     async def _migrate(self) -> None:
         # Checked outside a transaction first, so opening an up-to-date (or read-only) database
@@ -769,6 +788,10 @@ class Store:
 
     async def load_search(self, search_id: int) -> SavedSearch | None:
         """The saved search, or None when it expired (or never existed)."""
+        if not 0 < search_id < 2**63:
+            # Ids come from button custom_ids, which a client can forge: one SQLite cannot even
+            # hold (OverflowError) is simply not a saved search.
+            return None
         async with self._lock:
             rows = await self._rows(
                 "SELECT id, user_id, query, urls, created_at FROM searches WHERE id = ?",

@@ -160,6 +160,7 @@ class RecordedRequest:
     status: int = 0
     response: Any = None
     handled: bool = True  # False when no route matched (served as a 404)
+    at: float = 0.0  # time.monotonic() when it arrived, e.g. to check a rate-limit wait
 
 
 @dataclass
@@ -487,6 +488,7 @@ class FakeDiscord:
             json=body,
             headers=dict(request.headers),
             files=files,
+            at=time.monotonic(),
         )
         status, payload, headers = self._handle(rec)
         rec.status, rec.response = status, payload

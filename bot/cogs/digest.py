@@ -70,6 +70,14 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
         self._refused: set[tuple[int, date]] = set()
         super().__init__()
 
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        # guild_only() only tells Discord where to offer these commands; an interaction from a
+        # DM can still arrive (a stale client, an old sync), and every command here needs a
+        # guild: refuse it politely instead of failing an assertion with a traceback.
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage()
+        return True
+
     async def cog_load(self) -> None:
         self.scheduler.change_interval(seconds=self.bot.config.digest.check_seconds)
         self.scheduler.start()

@@ -206,11 +206,14 @@ class RelatedButton(
 
 async def _guarded(interaction: discord.Interaction, action: Any) -> None:
     """Buttons bypass the command tree's error handler: same policy, applied here."""
-    from ..client import describe_error, reply_ephemeral
+    from ..client import EXPIRED_NOTE, describe_error, interaction_expired, reply_ephemeral
 
     try:
         await action(interaction)
     except Exception as exc:
+        if interaction_expired(exc):  # nothing can be sent on a dead token, not even an apology
+            log.warning("button %s: %s", (interaction.data or {}).get("custom_id"), EXPIRED_NOTE)
+            return
         message = describe_error(exc)
         if message is None:
             log.exception("button %s failed", interaction.data)
