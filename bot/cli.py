@@ -122,7 +122,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 async def _async_dispatch(args: argparse.Namespace, config: Config) -> int:
     from .library import Library
 
-    async with Library.open(config) as library:
+    async with Library.open(config, searchable=args.command == "search") as library:
         if args.command == "load":
             progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
             report = await library.reload(args.paths or None, progress=progress)

@@ -31,19 +31,30 @@ class Library:
         # When articles were first seen matters to the digest; tests move this clock.
         self.clock = clock or (lambda: datetime.now(UTC))
         self.index = SearchIndex.build([])
+        self._searchable = True
         # One reload at a time: a second /seeds reload waits for the first instead of racing it.
         self._reload_lock = asyncio.Lock()
 
     @classmethod
     @asynccontextmanager
     async def open(
-        cls, config: Config, *, clock: Callable[[], datetime] | None = None
+        cls,
+        config: Config,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        searchable: bool = True,
     ) -> AsyncIterator[Library]:
-        """Open the store and build the index from what it holds (no seed loading here)."""
+        """Open the store and build the index from what it holds (no seed loading here).
+
+        ``searchable=False`` (``newsbot load``) skips the index altogether: building it would
+        cost more than a no-change reload itself.
+        """
         store = await Store.open(config.database)
         try:
             library = cls(store, config, clock=clock)
-            await library.refresh_index()
+            library._searchable = searchable
+            if searchable:
+                await library.refresh_index()
             yield library
         finally:
             await store.close()
@@ -74,7 +85,8 @@ class Library:
                 now=self.clock(),
                 progress=progress,
             )
-            if report.added or report.updated or report.removed or not len(self.index):
+            changed = report.added or report.updated or report.removed or not len(self.index)
+            if self._searchable and changed:
                 await self.refresh_index()
             return report
 
