@@ -107,7 +107,7 @@ def _load_yaml(front: str, source: str, first_line: int) -> Any:
     if "*" in front and "&" in front:
         _refuse_alias_bombs(front, source, first_line)
     try:
-        return yaml.load(front, Loader=_Loader)
+        return _load_needed(front)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + first_line if mark is not None else None
@@ -120,6 +120,91 @@ def _load_yaml(front: str, source: str, first_line: int) -> Any:
         raise SeedError(source, f"YAML error: {exc.reason} ({char})", line) from None
     except yaml.YAMLError as exc:
         raise SeedError(source, f"YAML error: {' '.join(str(exc).split())}") from None
+
+
+# The keys we read, at each level. Real files carry as many again that we ignore (AMP URLs,
+# image sizes, an opaque signature...); building Python objects for them is most of the cost
+# of parsing, so they are dropped from the parsed node tree before it is constructed.
+_ARTICLE_KEYS = frozenset(
+    {
+        "title",
+        "excerpt",
+        "publishedDateTime",
+        "webUrl",
+        "originalUrl",
+        "type",
+        "provider",
+        "topics",
+        "images",
+        "related",
+        "quality",
+    }
+)
+_RELATED_KEYS = frozenset(
+    {"title", "excerpt", "publishedDateTime", "webUrl", "originalUrl", "provider", "images"}
+)
+_PROVIDER_KEYS = frozenset({"name", "domain", "images"})
+_IMAGE_KEYS = frozenset({"url"})
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _load_needed(front: str) -> Any:
+    """``yaml.load`` with the safe loader, minus the keys no code reads.
+
+    The pruning works on the composed node tree, not on the text, so YAML's semantics (tags,
+    anchors, merge keys, timestamps) are untouched for every key that is kept.
+    """
+    loader = _Loader(front)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if isinstance(node, yaml.MappingNode):
+            _prune(node, _ARTICLE_KEYS)
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else None
+                if name == "provider":
+                    _prune_provider(value)
+                elif name == "images":
+                    _prune_each(value, _IMAGE_KEYS)
+                elif name == "related" and isinstance(value, yaml.SequenceNode):
+                    for item in value.value:
+                        if not isinstance(item, yaml.MappingNode):
+                            continue
+                        _prune(item, _RELATED_KEYS)
+                        for sub_key, sub_value in item.value:
+                            if not isinstance(sub_key, yaml.ScalarNode):
+                                continue
+                            if sub_key.value == "provider":
+                                _prune_provider(sub_value)
+                            elif sub_key.value == "images":
+                                _prune_each(sub_value, _IMAGE_KEYS)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _prune(node: yaml.Node, keep: frozenset[str]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        node.value = [
+            (k, v)
+            for k, v in node.value
+            if not (isinstance(k, yaml.ScalarNode) and k.tag == _STR_TAG and k.value not in keep)
+        ]
+
+
+def _prune_each(node: yaml.Node, keep: frozenset[str]) -> None:
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _prune(item, keep)
+
+
+def _prune_provider(node: yaml.Node) -> None:
+    _prune(node, _PROVIDER_KEYS)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == "images":
+                _prune_each(value, _IMAGE_KEYS)
 
 
 def _refuse_alias_bombs(front: str, source: str, first_line: int) -> None:
