@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from .articles import Article
@@ -70,6 +70,7 @@ class SearchIndex:
         self._articles = articles
         self._by_url = {a.url: i for i, a in enumerate(articles)}
         self._vocab: dict[str, int] = {}
+        self._titles_text: list[str] | None = None
         self._build_text_index(articles)
         self._build_filters(articles)
 
@@ -200,11 +201,17 @@ class SearchIndex:
         folded = " ".join(words(query))
         if not folded:
             return []
-        best = sorted(
-            range(len(self._articles)),
-            key=lambda d: -fuzz.partial_ratio(folded, self._title_text(d)),
+        # rapidfuzz's own loop over every title: C speed, a few ms at 10k titles.
+        best = process.extract(
+            folded, self._folded_titles(), scorer=fuzz.partial_ratio, limit=limit
         )
-        return [self._articles[d] for d in best[:limit]]
+        return [self._articles[doc] for _title, _score, doc in best]
+
+    def _folded_titles(self) -> list[str]:
+        # Built on first need: most indexes never meet a query that shares no word at all.
+        if self._titles_text is None:
+            self._titles_text = [self._title_text(d) for d in range(len(self._articles))]
+        return self._titles_text
 
     def suggest_titles(self, text: str, limit: int = 25) -> list[Article]:
         """Titles for autocomplete: newest first when empty, else the best matches so far."""

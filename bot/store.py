@@ -436,59 +436,29 @@ class Store:
         # Three bulk queries (articles, topics, related), not one per article: ~10k articles with
         # their links come back in a fraction of a second. One read transaction keeps them
         # consistent with each other even while another process commits a reload.
-        join = f"JOIN articles a ON a.url = x.url {where}" if where else ""
+        queries = _article_queries(where)
         async with self._lock, self._transaction(f"{self.path}: reading articles", write=False):
-            rows = await self._rows(
-                "SELECT url, title, excerpt, published, provider, provider_domain, provider_icon,"
-                f" image_url, quality, kind FROM articles a {where}",
-                params,
-            )
-            topic_rows = await self._rows(
-                f"SELECT x.url, x.topic FROM article_topics x {join} ORDER BY x.url, x.position",
-                params,
-            )
-            related_rows = await self._rows(
-                "SELECT x.url, x.title, x.link_url, x.provider, x.provider_domain, x.published,"
-                f" x.excerpt, x.image_url FROM related_links x {join}"
-                " ORDER BY x.url, x.position",
-                params,
-            )
-        topics: dict[str, list[str]] = {}
-        for url, topic in topic_rows:
-            topics.setdefault(url, []).append(topic)
-        related: dict[str, list[RelatedLink]] = {}
-        for url, title, link_url, provider, domain, published, excerpt, image in related_rows:
-            related.setdefault(url, []).append(
-                RelatedLink(
-                    title=title,
-                    url=link_url,
-                    provider=provider,
-                    provider_domain=domain,
-                    published=_dt(published) if published is not None else None,
-                    excerpt=excerpt,
-                    image_url=image,
-                )
-            )
-        # Sorted here: SQLite would copy every row, excerpts and all, into a temporary B-tree.
-        rows = sorted(rows, key=itemgetter(0))
-        rows.sort(key=itemgetter(3), reverse=True)  # stable: newest first, ties by URL
-        return [
-            Article(
-                url=url,
-                title=title,
-                excerpt=excerpt,
-                published=_dt(published),
-                provider=provider,
-                provider_domain=domain,
-                provider_icon=icon,
-                image_url=image,
-                quality=quality,
-                kind=kind,
-                topics=tuple(topics.get(url, ())),
-                related=tuple(related.get(url, ())),
-            )
-            for url, title, excerpt, published, provider, domain, icon, image, quality, kind in rows
-        ]
+            results = [await self._rows(sql, params) for sql in queries]
+        return _hydrate(*results)
+
+    def read_all_articles_blocking(self) -> list[Article]:
+        """:meth:`all_articles` on a connection of its own, for a worker thread.
+
+        Rebuilding the search index after a reload reads every article back; doing that here,
+        off the event loop and without the store's lock, keeps /news answering meanwhile (WAL
+        lets this reader and the bot's connection work side by side).
+        """
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute("BEGIN")  # one snapshot for the three queries
+            results = [db.execute(sql).fetchall() for sql in _article_queries("")]
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: reading articles failed: {exc}") from exc
+        finally:
+            db.close()
+        return _hydrate(*results)
 
     # --- seed reloads ---------------------------------------------------------------------------
 
@@ -804,6 +774,57 @@ class Store:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _article_queries(where: str) -> tuple[str, str, str]:
+    join = f"JOIN articles a ON a.url = x.url {where}" if where else ""
+    return (
+        "SELECT url, title, excerpt, published, provider, provider_domain, provider_icon,"
+        f" image_url, quality, kind FROM articles a {where}",
+        f"SELECT x.url, x.topic FROM article_topics x {join} ORDER BY x.url, x.position",
+        "SELECT x.url, x.title, x.link_url, x.provider, x.provider_domain, x.published,"
+        f" x.excerpt, x.image_url FROM related_links x {join} ORDER BY x.url, x.position",
+    )
+
+
+def _hydrate(rows: list[Any], topic_rows: list[Any], related_rows: list[Any]) -> list[Article]:
+    """Rows of the three article queries -> Articles, newest published first, ties by URL."""
+    topics: dict[str, list[str]] = {}
+    for url, topic in topic_rows:
+        topics.setdefault(url, []).append(topic)
+    related: dict[str, list[RelatedLink]] = {}
+    for url, title, link_url, provider, domain, published, excerpt, image in related_rows:
+        related.setdefault(url, []).append(
+            RelatedLink(
+                title=title,
+                url=link_url,
+                provider=provider,
+                provider_domain=domain,
+                published=_dt(published) if published is not None else None,
+                excerpt=excerpt,
+                image_url=image,
+            )
+        )
+    # Sorted here: SQLite would copy every row, excerpts and all, into a temporary B-tree.
+    rows = sorted(rows, key=itemgetter(0))
+    rows.sort(key=itemgetter(3), reverse=True)  # stable: newest first, ties by URL
+    return [
+        Article(
+            url=url,
+            title=title,
+            excerpt=excerpt,
+            published=_dt(published),
+            provider=provider,
+            provider_domain=domain,
+            provider_icon=icon,
+            image_url=image,
+            quality=quality,
+            kind=kind,
+            topics=tuple(topics.get(url, ())),
+            related=tuple(related.get(url, ())),
+        )
+        for url, title, excerpt, published, provider, domain, icon, image, quality, kind in rows
+    ]
 
 
 def _iso(value: datetime) -> str:
