@@ -45,6 +45,18 @@ RERANK_DEPTH = 40
 # Below this share of the query's weight matched, a document is not a hit, only a suggestion.
 MIN_COVERAGE = 0.45
 
+# Re-ranking weights (added to the coverage score), tuned on the real corpora with the query
+# kinds of bench/search.py: query words side by side in the title / the excerpt (share of
+# pairs), the whole query in order in one field, the share of the title the query covers,
+# rapidfuzz's ratio with the title, and a title equal to the query.
+ADJ_TITLE = 0.3
+ADJ_EXCERPT = 0.3
+TITLE_COVER = 0.4
+RATIO = 0.3
+PHRASE = 1.0
+EXACT = 0.5
+_MAX_FINAL = 1.0 + TITLE_WEIGHT + ADJ_TITLE + ADJ_EXCERPT + PHRASE + TITLE_COVER + RATIO + EXACT
+
 
 @dataclass(frozen=True, slots=True)
 class Hit:
@@ -337,14 +349,12 @@ class SearchIndex:
         title_text = " ".join(self._terms[t] for t in title)
         ratio = fuzz.ratio(qtext, title_text) / 100.0
         exact = 1.0 if qtext == title_text else 0.0
-        sort_ratio = fuzz.token_sort_ratio(qtext, title_text) / 100.0 if SORT_RATIO else 0.0
         return (
             ADJ_TITLE * title_adjacent
             + ADJ_EXCERPT * excerpt_adjacent
             + PHRASE * phrase
             + TITLE_COVER * title_cover
             + RATIO * ratio
-            + SORT_RATIO * sort_ratio
             + EXACT * exact
         )
 
@@ -425,19 +435,6 @@ class SearchIndex:
         if since is not None:
             mask &= self._published >= since.timestamp()
         return mask
-
-
-# Re-ranking weights, tuned with bench/search.py on the real corpora.
-ADJ_TITLE = 0.3
-ADJ_EXCERPT = 0.3
-TITLE_COVER = 0.4
-RATIO = 0.3
-PHRASE = 1.0
-SORT_RATIO = 0.0
-EXACT = 0.5
-_MAX_FINAL = (
-    1.0 + TITLE_WEIGHT + ADJ_TITLE + ADJ_EXCERPT + PHRASE + TITLE_COVER + RATIO + SORT_RATIO + EXACT
-)
 
 
 def _postings(terms: np.ndarray, docs: np.ndarray, n_terms: int) -> _Postings:
