@@ -8,8 +8,10 @@ with`` when it stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -80,7 +82,14 @@ async def serve(config: Config, token: str) -> None:
         for _path, reason in report.rejected:
             log.warning("rejected seed: %s", reason)
         async with make_bot(library, config) as bot:
+            # A service manager stops us with SIGTERM: close the gateway session and the store
+            # cleanly instead of dying mid-write.
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError):  # not on Windows
+                    loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
             await bot.start(token)
+        log.info("stopped")
 
 
 def sync_commands(config: Config, *, globally: bool) -> int:

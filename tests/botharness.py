@@ -138,9 +138,13 @@ async def running_bot(
     *,
     clock: Clock | None = None,
     guilds: list[FakeGuild] | None = None,
+    shard_count: int = 1,
     **config_changes: Any,
 ) -> AsyncIterator[BotHarness]:
-    async with FakeDiscord(guilds=guilds or [make_guild()], token=TOKEN) as fake:
+    fake_discord = FakeDiscord(
+        guilds=guilds or [make_guild()], token=TOKEN, shard_count=shard_count
+    )
+    async with fake_discord as fake:
         with fake.patch_discord():
             harness = BotHarness(fake, make_config(tmp_path, **config_changes), clock or Clock())
             await harness.start()

@@ -1,0 +1,113 @@
+"""`newsbot run` and `newsbot sync` for real: a subprocess against the fake Discord, sharding."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import discord
+import pytest
+
+from bot.client import ShardedNewsBot
+from bot.config import DiscordConfig
+from bot.runner import _sync
+from tests.botharness import GUILD_ID, REPO, TOKEN, make_config, make_guild, running_bot
+from tests.fakediscord import FakeChannel, FakeDiscord, FakeGuild
+
+
+def write_config(tmp_path: Path, fake: FakeDiscord) -> Path:
+    (tmp_path / "seeds").mkdir()
+    for seed in (REPO / "seeds").glob("*.md"):
+        (tmp_path / "seeds" / seed.name).write_bytes(seed.read_bytes())
+    config = tmp_path / "newsbot.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            seeds_dir: seeds
+            database: news.sqlite3
+            discord:
+              guild_ids: [{GUILD_ID}]
+              api_base: {fake.api_base}
+              gateway_url: {fake.gateway_url}
+            """
+        ),
+        encoding="utf-8",
+    )
+    return config
+
+
+async def test_newsbot_run_serves_news_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    async with FakeDiscord(guilds=[make_guild()], token=TOKEN) as fake:
+        config = write_config(tmp_path, fake)
+        env = {k: v for k, v in os.environ.items() if k != "NEWSBOT_CONFIG"}
+        env |= {"DISCORD_TOKEN": TOKEN, "PYTHONPATH": str(REPO)}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "--config", str(config), "run",
+            cwd=tmp_path, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            await fake.wait_until_connected(timeout=30)
+            # Commands synced to the configured guild through the configured API base.
+            await fake.wait_for_request(
+                lambda r: r.method == "PUT" and r.path.endswith(f"/guilds/{GUILD_ID}/commands"),
+                timeout=30,
+            )
+            iid = await fake.slash("news", {"query": "facial recognition"})
+            callback = (await fake.wait_for_callback(iid, timeout=10)).json
+            assert "facial recognition" in callback["data"]["embeds"][0]["title"].lower()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            output, _ = await asyncio.wait_for(process.communicate(), 30)
+        log = output.decode()
+        assert process.returncode == 0, log
+        assert "serving 5 articles" in log
+        assert "Traceback" not in log
+        assert TOKEN not in log
+        assert (tmp_path / "news.sqlite3").exists()
+
+
+async def test_sync_publishes_the_commands_globally(tmp_path: Path) -> None:
+    async with FakeDiscord(guilds=[make_guild()], token=TOKEN) as fake:
+        with fake.patch_discord():
+            config = make_config(tmp_path)
+            count = await _sync(config, TOKEN, globally=True)
+        assert count == 3
+        puts = [r for r in fake.requests if r.method == "PUT"]
+        assert {r.path for r in puts} == {
+            f"/applications/{fake.application_id}/guilds/{GUILD_ID}/commands",
+            f"/applications/{fake.application_id}/commands",
+        }
+        assert {c["name"] for c in fake.commands()} == {"news", "digest", "seeds"}
+        # No gateway session was needed for that.
+        assert fake.identify_count == 0
+
+
+async def test_a_sharded_bot_answers_on_the_guilds_shard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_identify_pause(
+        self: discord.Client, shard_id: int | None, *, initial: bool = False
+    ) -> None:
+        return None  # discord.py waits 5 s between shards' IDENTIFYs: Discord's rate, not ours
+
+    monkeypatch.setattr(ShardedNewsBot, "before_identify_hook", no_identify_pause)
+    guilds = [
+        FakeGuild(n << 22, f"guild {n}", [FakeChannel((n << 22) + 1, "general")]) for n in (4, 5)
+    ]
+    discord_config = DiscordConfig(guild_ids=(4 << 22, 5 << 22), shard_count=2)
+    async with running_bot(
+        tmp_path, guilds=guilds, shard_count=2, discord=discord_config
+    ) as harness:
+        assert isinstance(harness.bot, ShardedNewsBot)
+        assert harness.fake.identify_count == 2
+        iid = await harness.fake.slash("news", {"query": "facial recognition"}, guild_id=5 << 22)
+        callback = (await harness.fake.wait_for_callback(iid)).json
+        assert callback["type"] == 4
+        sent = next(d for d in harness.fake.dispatches if d.event == "INTERACTION_CREATE")
+        assert sent.shard == (1, 2)
