@@ -105,15 +105,19 @@ async def reply_ephemeral(interaction: discord.Interaction, message: str) -> Non
 class _NewsBotMixin:
     """What NewsBot adds to commands.Bot / commands.AutoShardedBot."""
 
-    library: Library
-    config: Config
-    clock: Callable[[], datetime]
-
-    def _init_news(self, library: Library, config: Config, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        library: Library,
+        config: Config,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(**_bot_options(options))  # commands.Bot or commands.AutoShardedBot
         self.library = library
         self.config = config
         # The time source, injectable so tests can move the digest clock.
-        self.clock = clock
+        self.clock: Callable[[], datetime] = clock or _utcnow
 
     async def setup_hook(self) -> None:
         bot: Any = self
@@ -148,30 +152,13 @@ def _intents() -> discord.Intents:
 
 
 class NewsBot(_NewsBotMixin, commands.Bot):
-    def __init__(
-        self,
-        library: Library,
-        config: Config,
-        *,
-        clock: Callable[[], datetime] | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(**_bot_options(options))
-        self._init_news(library, config, clock or _utcnow)
+    pass
 
 
 class ShardedNewsBot(_NewsBotMixin, commands.AutoShardedBot):
-    def __init__(
-        self,
-        library: Library,
-        config: Config,
-        *,
-        clock: Callable[[], datetime] | None = None,
-        **options: Any,
-    ) -> None:
+    def __init__(self, library: Library, config: Config, **options: Any) -> None:
         options.setdefault("shard_count", config.discord.shard_count)
-        super().__init__(**_bot_options(options))
-        self._init_news(library, config, clock or _utcnow)
+        super().__init__(library, config, **options)
 
 
 def make_bot(

@@ -33,6 +33,16 @@ BOB = FakeUser(333_333_333_333_333_332, "bob")
 MODERATOR = FakeUser(333_333_333_333_333_333, "mod")
 
 
+def embed_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The one embed of an interaction callback's message."""
+    (embed,) = body["data"]["embeds"]
+    return embed
+
+
+def buttons_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for row in body["data"].get("components", []) for c in row["components"]]
+
+
 class Clock:
     """A settable UTC clock for the digest scheduler."""
 

@@ -19,6 +19,7 @@ from bot.client import EXTENSIONS
 from tests.botharness import (
     ALICE,
     BOB,
+    EPHEMERAL,
     GENERAL,
     GUILD_ID,
     MOD_ROLE,
@@ -26,21 +27,13 @@ from tests.botharness import (
     SHARED,
     BotHarness,
     Clock,
+    buttons_of,
+    embed_of,
     running_bot,
 )
 from tests.fakediscord import MANAGE_GUILD, PLAIN_MEMBER
 
-EPHEMERAL = 64
 LIMITS = {"title": 256, "description": 4096, "field_name": 256, "field_value": 1024}
-
-
-def embed_of(body: dict[str, Any]) -> dict[str, Any]:
-    (embed,) = body["data"]["embeds"]
-    return embed
-
-
-def buttons_of(body: dict[str, Any]) -> list[dict[str, Any]]:
-    return [c for row in body["data"].get("components", []) for c in row["components"]]
 
 
 def assert_within_discord_limits(embed: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ from bot.digest import digest_nonce
 from tests.botharness import (
     ALICE,
     BOB,
+    EPHEMERAL,
     GENERAL,
     GUILD_ID,
     MOD_ROLE,
@@ -35,11 +36,12 @@ from tests.botharness import (
     TOKEN,
     BotHarness,
     Clock,
+    buttons_of,
+    embed_of,
     running_bot,
 )
 from tests.fakediscord import MANAGE_GUILD, PLAIN_MEMBER, FakeUser, RecordedRequest
 
-EPHEMERAL = 64
 DIGEST_TITLE = "News digest — Mon 2 Mar"
 DAY = date(2026, 3, 2)
 POST_PATH = f"/channels/{GENERAL}/messages"
@@ -102,15 +104,6 @@ def write_seed(
             ]
     lines.append("---\n")
     path.write_text("\n".join(lines), encoding="utf-8")
-
-
-def embed_of(body: dict[str, Any]) -> dict[str, Any]:
-    (embed,) = body["data"]["embeds"]
-    return embed
-
-
-def buttons_of(body: dict[str, Any]) -> list[dict[str, Any]]:
-    return [c for row in body["data"].get("components", []) for c in row["components"]]
 
 
 def is_ephemeral(body: dict[str, Any]) -> bool:
