@@ -19,7 +19,6 @@ from bot.client import EXTENSIONS
 from tests.botharness import (
     ALICE,
     BOB,
-    EPHEMERAL,
     GENERAL,
     GUILD_ID,
     MOD_ROLE,
@@ -31,7 +30,7 @@ from tests.botharness import (
     embed_of,
     running_bot,
 )
-from tests.fakediscord import MANAGE_GUILD, PLAIN_MEMBER
+from tests.fakediscord import EPHEMERAL, MANAGE_GUILD, PLAIN_MEMBER
 
 LIMITS = {"title": 256, "description": 4096, "field_name": 256, "field_value": 1024}
 

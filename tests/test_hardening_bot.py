@@ -27,7 +27,6 @@ from bot.digest import digest_nonce
 from tests.botharness import (
     ALICE,
     BOB,
-    EPHEMERAL,
     GENERAL,
     GUILD_ID,
     MOD_ROLE,
@@ -40,7 +39,7 @@ from tests.botharness import (
     embed_of,
     running_bot,
 )
-from tests.fakediscord import MANAGE_GUILD, PLAIN_MEMBER, FakeUser, RecordedRequest
+from tests.fakediscord import EPHEMERAL, MANAGE_GUILD, PLAIN_MEMBER, FakeUser, RecordedRequest
 
 DIGEST_TITLE = "News digest — Mon 2 Mar"
 DAY = date(2026, 3, 2)
