@@ -275,7 +275,8 @@ def _article_from(doc: Any, source: str) -> Article:
         quality = None
 
     related = _related(doc.get("related"), warnings)
-    kind = doc.get("type") if isinstance(doc.get("type"), str) else "article"
+    raw_kind = doc.get("type")
+    kind = raw_kind if isinstance(raw_kind, str) else "article"
 
     return Article(
         url=url,

@@ -6,12 +6,15 @@ admins can change that; this check is what the bot itself enforces, every time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import discord
 from discord import app_commands
 
 from .client import ModeratorOnly
+
+T = TypeVar("T")
 
 
 def is_moderator(
@@ -32,6 +35,6 @@ async def _moderator_predicate(interaction: discord.Interaction) -> bool:
     raise ModeratorOnly()
 
 
-def moderator_only() -> app_commands.check:  # type: ignore[valid-type]
+def moderator_only() -> Callable[[T], T]:
     """Decorator: the command runs only for moderators, and only in a guild."""
     return app_commands.check(_moderator_predicate)

@@ -127,7 +127,7 @@ def _build(cls: type, raw: dict[Any, Any], path: Path, prefix: str) -> Any:
             choices = ", ".join(sorted(known))
             raise ConfigError(f"{path}: unknown key '{dotted}' (known here: {choices})")
         expected = hints[key]
-        if dataclasses.is_dataclass(expected):
+        if isinstance(expected, type) and dataclasses.is_dataclass(expected):
             if not isinstance(value, dict):
                 raise ConfigError(f"{path}: '{dotted}' must be a mapping of keys")
             values[key] = _build(expected, value, path, prefix=f"{dotted}.")

@@ -338,10 +338,10 @@ class SearchIndex:
         title = self._title_flat[self._title_off[doc] : self._title_off[doc + 1]].tolist()
         excerpt = self._excerpt_flat[self._excerpt_off[doc] : self._excerpt_off[doc + 1]].tolist()
         pairs = max(n - 1, 1)
-        title_hits, title_adjacent = _adjacency(title, slots, n)
-        _, excerpt_adjacent = _adjacency(excerpt, slots, n)
-        title_adjacent /= pairs
-        excerpt_adjacent /= pairs
+        title_hits, title_pairs = _adjacency(title, slots, n)
+        _, excerpt_pairs = _adjacency(excerpt, slots, n)
+        title_adjacent = title_pairs / pairs
+        excerpt_adjacent = excerpt_pairs / pairs
         # The whole query, in order, in one field: the strongest evidence there is.
         whole = n > 1 and max(title_adjacent, excerpt_adjacent) >= 1
         phrase = 1.0 if whole else 0.0

@@ -139,7 +139,7 @@ class PageButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> PageButton:
         return cls(int(match["search"]), match["direction"], int(match["page"]))
 
@@ -185,7 +185,7 @@ class RelatedButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> RelatedButton:
         return cls(int(match["search"]), int(match["page"]))
 
@@ -212,7 +212,8 @@ async def _guarded(interaction: discord.Interaction, action: Any) -> None:
         await action(interaction)
     except Exception as exc:
         if interaction_expired(exc):  # nothing can be sent on a dead token, not even an apology
-            log.warning("button %s: %s", (interaction.data or {}).get("custom_id"), EXPIRED_NOTE)
+            custom_id = (interaction.data or {}).get("custom_id")  # type: ignore[call-overload]
+            log.warning("button %s: %s", custom_id, EXPIRED_NOTE)
             return
         message = describe_error(exc)
         if message is None:
