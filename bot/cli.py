@@ -197,13 +197,16 @@ def _render_hits(library: Any, query: str, hits: list[Hit]) -> str:
 
 
 async def _digest(library: Any, args: argparse.Namespace, config: Config) -> int:
-    from .digest import select_digest
+    from .digest import digest_since, select_digest
     from .embeds import digest_embed, embed_as_text
 
     since = args.since
-    if since is None and args.guild is not None:
-        last = await library.store.last_digest(args.guild)
-        since = last.claimed_at if last is not None else None
+    if since is None:
+        # As the bot would: since the guild's last digest, or the last day for a first one.
+        last = None
+        if args.guild is not None:
+            last = await library.store.last_digest(args.guild, posted_only=True)
+        since = digest_since(last.claimed_at if last else None, datetime.now(UTC))
     candidates = await library.store.articles_first_seen_after(since)
     chosen, rest = select_digest(candidates, config.digest.max_stories)
     if args.json:

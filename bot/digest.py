@@ -150,6 +150,15 @@ def select_digest(candidates: Iterable[Article], limit: int) -> tuple[list[Artic
     return chosen, len(ranked) - len(chosen)
 
 
+# A guild's first digest covers this much; later ones cover what came since the previous one.
+FIRST_DIGEST_WINDOW = timedelta(hours=24)
+
+
+def digest_since(previous_claimed_at: datetime | None, now: datetime) -> datetime:
+    """Stories first seen after this moment are "new" for the digest being made at ``now``."""
+    return previous_claimed_at if previous_claimed_at is not None else now - FIRST_DIGEST_WINDOW
+
+
 def digest_nonce(guild_id: int, day: date) -> str:
     """A stable message nonce for one guild's digest of one local day (<= 25 characters).
 

@@ -28,6 +28,7 @@ from ..client import UserError
 from ..digest import (
     DigestSchedule,
     digest_nonce,
+    digest_since,
     due_day,
     next_run,
     parse_local_time,
@@ -38,13 +39,12 @@ from ..embeds import BRAND_COLOUR, digest_embed
 
 if TYPE_CHECKING:
     from ..client import NewsBot
+    from ..store import DigestRecord
 
 log = logging.getLogger(__name__)
 
 # How far back a re-claimed day looks for a digest that was posted but never recorded.
 HISTORY_LOOKBACK = 25
-# The first digest of a guild covers this much; later ones cover what came since the last.
-FIRST_DIGEST_WINDOW = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,9 +339,8 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
 
-def _since(last_posted: object | None, now: datetime) -> datetime:
-    claimed = getattr(last_posted, "claimed_at", None)
-    return claimed if isinstance(claimed, datetime) else now - FIRST_DIGEST_WINDOW
+def _since(last_posted: DigestRecord | None, now: datetime) -> datetime:
+    return digest_since(last_posted.claimed_at if last_posted else None, now)
 
 
 def _describe(exc: Exception) -> str:
