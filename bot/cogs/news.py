@@ -20,7 +20,9 @@ from ..embeds import article_embed, no_hits_text, related_embed, truncate
 from ..tokens import fold
 
 if TYPE_CHECKING:
+    from ..articles import Article
     from ..client import NewsBot
+    from ..store import SavedSearch
 
 log = logging.getLogger(__name__)
 
@@ -147,20 +149,13 @@ class PageButton(
         await _guarded(interaction, self._show_page)
 
     async def _show_page(self, interaction: discord.Interaction) -> None:
-        bot: Any = interaction.client
-        saved = await bot.library.store.load_search(self.search_id)
-        if saved is None:
-            raise UserError("These results have expired: run `/news` again.")
+        saved, page, article = await _saved_hit(interaction, self.search_id, self.page)
         if interaction.user.id != saved.user_id:
             raise UserError(
                 "Only the person who ran this search can page through it; "
                 "run `/news` to search yourself."
             )
         total = len(saved.urls)
-        page = min(self.page, total - 1)
-        article = bot.library.index.get(saved.urls[page])
-        if article is None:
-            raise UserError("That story has been removed since; run `/news` again.")
         await interaction.response.edit_message(
             embed=article_embed(article, position=page + 1, total=total),
             view=results_view(self.search_id, page, total, has_related=bool(article.related)),
@@ -194,14 +189,24 @@ class RelatedButton(
 
     async def _show_related(self, interaction: discord.Interaction) -> None:
         # Anyone may look at the related stories: the answer is for their eyes only.
-        bot: Any = interaction.client
-        saved = await bot.library.store.load_search(self.search_id)
-        if saved is None or self.page >= len(saved.urls):
-            raise UserError("These results have expired: run `/news` again.")
-        article = bot.library.index.get(saved.urls[self.page])
-        if article is None:
-            raise UserError("That story has been removed since; run `/news` again.")
+        _saved, _page, article = await _saved_hit(interaction, self.search_id, self.page)
         await interaction.response.send_message(embed=related_embed(article), ephemeral=True)
+
+
+async def _saved_hit(
+    interaction: discord.Interaction, search_id: int, page: int
+) -> tuple[SavedSearch, int, Article]:
+    """The saved search a button points at, the page it can show, and that page's article."""
+    bot: Any = interaction.client
+    saved = await bot.library.store.load_search(search_id)
+    if saved is None or not saved.urls:
+        raise UserError("These results have expired: run `/news` again.")
+    page = min(page, len(saved.urls) - 1)
+    # Looked up in the index serving now: a reload may have removed the story since.
+    article = bot.library.index.get(saved.urls[page])
+    if article is None:
+        raise UserError("That story has been removed since; run `/news` again.")
+    return saved, page, article
 
 
 async def _guarded(interaction: discord.Interaction, action: Any) -> None:
