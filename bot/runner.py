@@ -77,10 +77,7 @@ async def serve(config: Config, token: str) -> None:
     from .client import make_bot
 
     async with Library.open(config) as library:
-        report = await library.reload()
-        log.info("seeds: %s", report.summary())
-        for _path, reason in report.rejected:
-            log.warning("rejected seed: %s", reason)
+        await library.reload()  # the loader logs the report, rejected files included
         async with make_bot(library, config) as bot:
             # A service manager stops us with SIGTERM: close the gateway session and the store
             # cleanly instead of dying mid-write.
