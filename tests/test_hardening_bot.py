@@ -353,6 +353,28 @@ async def claim_as_a_crashed_bot(tmp_path: Path, claimed_at: datetime) -> None:
         assert await store.claim_digest(GUILD_ID, "2026-03-02", claimed_at)
 
 
+async def test_a_first_digest_posts_without_reading_the_channel_history(tmp_path: Path) -> None:
+    clock = Clock(DIGEST_DUE)
+    async with running_bot(tmp_path, clock=clock, digest=digest_config()) as harness:
+        await harness.fake.wait_for_request(lambda r: r.method == "POST" and r.path == POST_PATH)
+        # A bot without Read Message History must still post: a first attempt has no earlier
+        # post to look for.
+        assert not any(r.method == "GET" and r.path == POST_PATH for r in harness.fake.requests)
+
+
+async def test_a_retried_digest_posts_even_when_the_history_is_forbidden(tmp_path: Path) -> None:
+    await claim_as_a_crashed_bot(tmp_path, DIGEST_DUE - timedelta(minutes=20))
+    clock = Clock(BEFORE_DIGEST)
+    async with running_bot(tmp_path, clock=clock, digest=digest_config()) as harness:
+        missing_access = {"code": 50001, "message": "Missing Access"}
+        harness.fake.fail_next("GET", POST_PATH, 403, missing_access)
+        clock.now = DIGEST_DUE  # the crashed bot's claim is stale: this is a retry
+        await harness.fake.wait_for_request(lambda r: r.method == "POST" and r.path == POST_PATH)
+        assert any(r.method == "GET" and r.path == POST_PATH for r in harness.fake.requests)
+        await harness.ticks(3)
+        assert len(channel_posts(harness)) == 1
+
+
 async def test_a_stale_claim_left_by_a_crashed_bot_is_taken_over_and_posted_once(
     tmp_path: Path,
 ) -> None:

@@ -136,11 +136,14 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
             await store.mark_digest_posted(guild_id, day, 0, now)  # nothing new: day done
             log.info("digest %s/%s: nothing new, not posted", guild_id, day)
             return None
+        # A day claimed before (by a process that crashed, or a post that failed) may already
+        # be in the channel; a first attempt cannot be.
+        claim = await store.last_digest(guild_id)
+        retrying = claim is not None and claim.local_date == day.isoformat() and claim.attempts > 1
         try:
             channel = await self._channel(guild_id, settings.channel_id)
-            message = await self._already_posted(channel, embed) or await channel.send(
-                embed=embed, nonce=digest_nonce(guild_id, day)
-            )
+            earlier = await self._already_posted(channel, embed) if retrying else None
+            message = earlier or await channel.send(embed=embed, nonce=digest_nonce(guild_id, day))
         except (discord.Forbidden, discord.NotFound, ChannelUnusable) as exc:
             self._refused.add((guild_id, day))
             await store.mark_digest_failed(guild_id, day, _describe(exc), now)
@@ -195,9 +198,14 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
     ) -> discord.Message | None:
         """A digest with this title already in the channel (posted, then we crashed)."""
         me = self.bot.user
-        async for message in channel.history(limit=HISTORY_LOOKBACK):
-            if message.author == me and any(e.title == embed.title for e in message.embeds):
-                return message
+        try:
+            async for message in channel.history(limit=HISTORY_LOOKBACK):
+                if message.author == me and any(e.title == embed.title for e in message.embeds):
+                    return message
+        except discord.Forbidden:
+            # Without Read Message History we cannot look; the nonce still stops a duplicate
+            # within Discord's few minutes, and not posting at all would be worse.
+            log.warning("cannot read the digest channel's history to look for an earlier post")
         return None
 
     # --- commands -----------------------------------------------------------------------------
