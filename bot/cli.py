@@ -112,7 +112,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         return sync_commands(config, globally=args.globally)
     if args.command == "check":
-        return _print_report(_check(config, args.paths), out=sys.stdout)
+        return _print_report(_check(config, args.paths), out=sys.stdout, verbose=args.verbose)
     if args.command == "search":
         # Before the library opens: a usage error must not create the database or load seeds.
         _check_query(args)
@@ -128,7 +128,7 @@ async def _async_dispatch(args: argparse.Namespace, config: Config) -> int:
             report = await library.reload(args.paths or None, progress=progress)
             if progress:
                 progress.done()
-            return _print_report(report, out=sys.stdout)
+            return _print_report(report, out=sys.stdout, verbose=args.verbose)
         if args.command == "search":
             await library.ensure_loaded()
             return _search(library, args, config)
@@ -227,22 +227,29 @@ async def _digest(library: Any, args: argparse.Namespace, config: Config) -> int
 # --- output ---------------------------------------------------------------------------------
 
 
-def _print_report(report: LoadReport, *, out: TextIO) -> int:
-    print(format_report(report), file=out)
+def _print_report(report: LoadReport, *, out: TextIO, verbose: bool = False) -> int:
+    print(format_report(report, verbose=verbose), file=out)
     return EXIT_OK if report.ok else EXIT_REJECTED
 
 
-def format_report(report: LoadReport, *, max_lines: int = 50) -> str:
+def format_report(report: LoadReport, *, verbose: bool = False) -> str:
+    """The summary line, then rejections, duplicates and warnings, most important first.
+
+    Rejections matter most (a file did not load), so more of them are listed; real corpora
+    carry hundreds of harmless warnings (related videos without a URL), so only a few are
+    shown unless ``verbose``.
+    """
     lines = [report.summary()]
-    for label, items in (
-        ("rejected", [r for _, r in report.rejected]),
-        ("duplicate", report.duplicates),
-        ("warning", report.warnings),
+    for label, items, shown in (
+        ("rejected", [r for _, r in report.rejected], 50),
+        ("duplicate", report.duplicates, 10),
+        ("warning", report.warnings, 10),
     ):
-        for item in items[:max_lines]:
+        limit = len(items) if verbose else shown
+        for item in items[:limit]:
             lines.append(f"  {label}: {item}")
-        if len(items) > max_lines:
-            lines.append(f"  ... and {len(items) - max_lines} more {label} lines")
+        if len(items) > limit:
+            lines.append(f"  ... and {len(items) - limit} more {label} lines (-v shows all)")
     return "\n".join(lines)
 
 

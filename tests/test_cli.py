@@ -611,3 +611,21 @@ def test_relative_paths_in_a_config_file_are_taken_from_its_folder(home: Path) -
     assert (conf / "data" / "news.sqlite3").is_file()
     assert list(work.iterdir()) == []
     assert (checked.status, checked.out) == (0, report(added=5) + "\n")
+
+
+def test_the_report_lists_every_rejection_but_only_a_few_warnings_unless_verbose() -> None:
+    from bot.cli import format_report
+    from bot.loader import LoadReport
+
+    report = LoadReport(
+        added=["a.md"],
+        rejected=[(f"r{i}.md", f"r{i}.md: no URL") for i in range(12)],
+        warnings=[f"w{i}.md: related item 1 has no http(s) URL; dropped" for i in range(30)],
+    )
+    short = format_report(report).splitlines()
+    assert short[0] == "added 1, updated 0, unchanged 0, removed 0, rejected 12"
+    assert sum(line.startswith("  rejected: ") for line in short) == 12
+    assert sum(line.startswith("  warning: ") for line in short) == 10
+    assert short[-1] == "  ... and 20 more warning lines (-v shows all)"
+    full = format_report(report, verbose=True).splitlines()
+    assert sum(line.startswith("  warning: ") for line in full) == 30
