@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -169,6 +170,9 @@ class SearchIndex:
                 self._topic_names.setdefault(key, topic)
         self._topic_docs = {k: np.asarray(v, dtype=np.int32) for k, v in topic_docs.items()}
         self._provider_keys = [fold(f"{a.provider} {a.provider_domain}") for a in articles]
+        counts = Counter(a.provider or a.provider_domain for a in articles)
+        counts.pop("", None)
+        self._providers = [name for name, _ in sorted(counts.items(), key=lambda p: (-p[1], p[0]))]
         # Recency order for autocomplete with an empty box: newest first.
         self._newest_first = np.argsort(-self._published, kind="stable")
 
@@ -189,6 +193,10 @@ class SearchIndex:
         """Every topic, most used first."""
         ranked = sorted(self._topic_docs, key=lambda k: (-len(self._topic_docs[k]), k))
         return [self._topic_names[k] for k in ranked]
+
+    def providers(self) -> list[str]:
+        """Every source's name (its domain when it has none), most used first."""
+        return list(self._providers)
 
     def search(
         self,

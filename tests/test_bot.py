@@ -152,6 +152,9 @@ async def test_autocomplete_offers_titles_and_topics(tmp_path: Path) -> None:
         iid = await fake.autocomplete("news", {"query": "x", "topic": "comp"}, focused="topic")
         topics = (await fake.wait_for_callback(iid)).json["data"]["choices"]
         assert {"name": "Computer Vision", "value": "Computer Vision"} in topics
+        iid = await fake.autocomplete("news", {"query": "x", "source": "wir"}, focused="source")
+        sources = (await fake.wait_for_callback(iid)).json["data"]["choices"]
+        assert sources == [{"name": "Wired", "value": "Wired"}]
 
 
 async def test_a_query_over_the_length_cap_is_refused_ephemerally(tmp_path: Path) -> None:

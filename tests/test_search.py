@@ -195,12 +195,17 @@ def test_topics_most_used_first(index: SearchIndex) -> None:
     }
 
 
+def test_providers_most_used_first(index: SearchIndex) -> None:
+    assert index.providers() == ["Example News", "Quartz", "The Verge"]
+
+
 def test_an_empty_index_answers_nothing() -> None:
     empty = SearchIndex.build([])
     assert len(empty) == 0
     assert empty.search("anything") == []
     assert empty.suggest_titles("") == []
     assert empty.topics() == []
+    assert empty.providers() == []
     assert empty.get("https://example.com/x") is None
 
 

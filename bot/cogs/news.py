@@ -95,6 +95,17 @@ class NewsCog(commands.Cog):
                 choices[name] = app_commands.Choice(name=name, value=name)
         return list(choices.values())[:AUTOCOMPLETE_LIMIT]
 
+    @news.autocomplete("source")
+    async def source_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        wanted = fold(current).strip()
+        names = [p for p in self.bot.library.index.providers() if wanted in fold(p)]
+        return [
+            app_commands.Choice(name=truncate(p, CHOICE_LIMIT), value=p[:CHOICE_LIMIT])
+            for p in names[:AUTOCOMPLETE_LIMIT]
+        ]
+
     @news.autocomplete("topic")
     async def topic_autocomplete(
         self, interaction: discord.Interaction, current: str
