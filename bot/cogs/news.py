@@ -99,23 +99,23 @@ class NewsCog(commands.Cog):
     async def source_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        wanted = fold(current).strip()
-        names = [p for p in self.bot.library.index.providers() if wanted in fold(p)]
-        return [
-            app_commands.Choice(name=truncate(p, CHOICE_LIMIT), value=p[:CHOICE_LIMIT])
-            for p in names[:AUTOCOMPLETE_LIMIT]
-        ]
+        return _choices_containing(current, self.bot.library.index.providers())
 
     @news.autocomplete("topic")
     async def topic_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        wanted = fold(current).strip()
-        topics = [t for t in self.bot.library.index.topics() if wanted in fold(t)]
-        return [
-            app_commands.Choice(name=truncate(t, CHOICE_LIMIT), value=t[:CHOICE_LIMIT])
-            for t in topics[:AUTOCOMPLETE_LIMIT]
-        ]
+        return _choices_containing(current, self.bot.library.index.topics())
+
+
+def _choices_containing(current: str, names: list[str]) -> list[app_commands.Choice[str]]:
+    """Up to 25 of ``names`` (already in the order to offer them) containing what was typed."""
+    wanted = fold(current).strip()
+    return [
+        app_commands.Choice(name=truncate(name, CHOICE_LIMIT), value=name[:CHOICE_LIMIT])
+        for name in names
+        if wanted in fold(name)
+    ][:AUTOCOMPLETE_LIMIT]
 
 
 # --- buttons --------------------------------------------------------------------------------
