@@ -10,6 +10,7 @@ videos that only have ``originalUrl``, HTML entities in titles...).
 from __future__ import annotations
 
 import html
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -22,6 +23,8 @@ import yaml
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[assignment]
 
 DEFAULT_MAX_BYTES = 1024 * 1024
+# Dates outside these years are refused: a day's shift for a time zone must not overflow.
+MIN_YEAR, MAX_YEAR = 1900, 9000
 # Real files never use anchors; a handful is harmless, hundreds is an alias bomb.
 MAX_YAML_ALIASES = 50
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -113,6 +116,10 @@ def _load_yaml(front: str, source: str, first_line: int) -> Any:
         line = mark.line + first_line if mark is not None else None
         problem = exc.problem or exc.context or "invalid YAML"
         raise SeedError(source, f"YAML error: {problem}", line) from None
+    except (ValueError, OverflowError) as exc:
+        # PyYAML's constructor raises these for values its resolver accepted: a timestamp such
+        # as 2020-02-30 or hour 25, an integer too large for a float...
+        raise SeedError(source, f"YAML error: {exc}") from None
     except yaml.reader.ReaderError as exc:
         # libyaml refuses some characters outright (C1 controls such as U+0097 in real files).
         line = front[: exc.position].count("\n") + first_line
@@ -263,16 +270,14 @@ def _article_from(doc: Any, source: str) -> Article:
     topics: tuple[str, ...] = ()
     raw_topics = doc.get("topics")
     if isinstance(raw_topics, list):
-        topics = tuple(
-            dict.fromkeys(clean_text(t) for t in raw_topics if isinstance(t, str) and t.strip())
-        )
+        cleaned = (clean_text(t) for t in raw_topics if isinstance(t, str))
+        topics = tuple(dict.fromkeys(t for t in cleaned if t))  # "&nbsp;" cleans to nothing
     elif raw_topics is not None:
         warnings.append(f"'topics' must be a list, not {_type_name(raw_topics)}; ignored")
 
-    quality = doc.get("quality")
-    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int | float)):
-        warnings.append(f"'quality' must be a number, not {_short(quality)}; ignored")
-        quality = None
+    quality = _number(doc.get("quality"))
+    if quality is None and doc.get("quality") is not None:
+        warnings.append(f"'quality' must be a number, not {_short(doc.get('quality'))}; ignored")
 
     related = _related(doc.get("related"), warnings)
     raw_kind = doc.get("type")
@@ -287,7 +292,7 @@ def _article_from(doc: Any, source: str) -> Article:
         provider_domain=domain,
         provider_icon=icon,
         image_url=_first_image(doc.get("images")),
-        quality=float(quality) if quality is not None else None,
+        quality=quality,
         kind=kind,
         topics=topics,
         related=related,
@@ -378,6 +383,17 @@ def _first_image(raw: Any) -> str | None:
     return None
 
 
+def _number(raw: Any) -> float | None:
+    """A finite number as a float; None for anything else (booleans, text, NaN, 10**400)."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return None
+    try:
+        value = float(raw)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
 def _parse_date(raw: Any) -> datetime | None:
     """A YAML datetime, date or ISO string -> an aware UTC datetime; None when unparsable."""
     if isinstance(raw, datetime):
@@ -395,8 +411,13 @@ def _parse_date(raw: Any) -> datetime | None:
     else:
         return None
     if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+        value = value.replace(tzinfo=UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 with a positive offset lands before year 1
+        return None
+    # Every later computation (local dates, ISO text, timestamps) must stay within range.
+    return value if MIN_YEAR <= value.year <= MAX_YEAR else None
 
 
 # --- small helpers shared with the rest of the bot ------------------------------------------

@@ -118,8 +118,7 @@ class Library:
                     now=self.clock(),
                     progress=progress,
                 )
-                changed = report.added or report.updated or report.removed or not len(self.index)
-                if self._searchable and changed:
+                if self._searchable and (report.articles_changed or not len(self.index)):
                     await self.refresh_index()
                 return report
 

@@ -74,6 +74,9 @@ class LoadReport:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Whether any article was written or deleted: a file that breaks, or loses its URL to a
+    # duplicate, deletes an article without adding, updating or removing a file.
+    articles_changed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -123,6 +126,7 @@ async def load_seeds(
         )
         try:
             await store.apply_reload(changes, state=state, now=now)
+            report.articles_changed = bool(changes.upsert_articles or changes.delete_articles)
         except StaleReloadError:
             if attempt == _APPLY_ATTEMPTS:
                 raise
@@ -387,6 +391,9 @@ def _examine(path: str, folder: str | None, row: SeedFileRecord | None, max_byte
         file.article = parse_seed(data, path)
     except SeedError as exc:
         file.error = str(exc)
+    except Exception as exc:  # a parser bug must cost one file, never the whole reload
+        log.exception("unexpected error parsing %s", path)
+        file.error = str(SeedError(path, f"cannot parse: {type(exc).__name__}: {exc}"))
     else:
         file.url = file.article.url
     return file

@@ -269,6 +269,39 @@ def test_bad_fields_are_refused(change: tuple[str, str], expected: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("date", "expected"),
+    [
+        # YAML resolves these as timestamps, then its constructor fails on them
+        ("2020-02-30T10:00:00Z", "bad.md: YAML error: day is out of range for month"),
+        ("2020-06-11T25:00:00Z", "bad.md: YAML error: hour must be in 0..23"),
+        # valid ISO, but before year 1 in UTC, or outside any sensible news date
+        (
+            '"0001-01-01T00:00:00+01:00"',
+            "bad.md: 'publishedDateTime' is not a date: '0001-01-01T00:00:00+01:00'",
+        ),
+        (
+            '"0001-01-01T00:00:00Z"',
+            "bad.md: 'publishedDateTime' is not a date: '0001-01-01T00:00:00Z'",
+        ),
+    ],
+)
+def test_impossible_dates_are_refused_not_raised(date: str, expected: str) -> None:
+    assert error_of(MINIMAL.replace("2020-06-11T21:57:00Z", date)) == expected
+
+
+@pytest.mark.parametrize("quality", ["1" + "0" * 400, ".nan", ".inf", "-.inf"])
+def test_a_quality_no_float_can_hold_is_dropped_with_a_warning(quality: str) -> None:
+    article = parse(MINIMAL.replace("---\n", f"---\nquality: {quality}\n", 1))
+    assert article.quality is None
+    assert any("'quality' must be a number" in w for w in article.warnings)
+
+
+def test_a_topic_that_cleans_to_nothing_is_dropped() -> None:
+    text = MINIMAL.replace("---\n", "---\ntopics:\n  - '&nbsp;'\n  - ' '\n  - AI\n", 1)
+    assert parse(text).topics == ("AI",)
+
+
+@pytest.mark.parametrize(
     ("extra", "warning"),
     [
         ("related: not-a-list\n", "x.md: 'related' must be a list, not string; ignored"),

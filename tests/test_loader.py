@@ -225,6 +225,34 @@ async def test_a_loaded_file_that_breaks_no_longer_provides_its_article(
     report = await load_seeds(store, [seeds], now=NOW)
     assert names([p for p, _ in report.rejected]) == ["b.md"]
     assert set(await titles(store)) == {"a", "c"}  # as a cold load of these files would leave it
+    # Nothing was added, updated or removed, yet an article went: the report says so.
+    assert (report.added, report.updated, report.removed) == ([], [], [])
+    assert report.articles_changed
+
+
+async def test_a_reload_without_changes_says_no_article_changed(store: Store, seeds: Path) -> None:
+    assert (await load_seeds(store, [seeds], now=NOW)).articles_changed
+    assert not (await load_seeds(store, [seeds], now=NOW)).articles_changed
+
+
+async def test_an_unexpected_parser_failure_rejects_one_file_not_the_load(
+    store: Store, seeds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.loader
+
+    real = bot.loader.parse_seed
+
+    def flaky(data: bytes, source: str) -> object:
+        if source.endswith("b.md"):
+            raise RuntimeError("a parser bug")
+        return real(data, source)
+
+    monkeypatch.setattr(bot.loader, "parse_seed", flaky)
+    report = await load_seeds(store, [seeds], now=NOW)
+    assert [reason for _, reason in report.rejected] == [
+        f"{seeds.resolve() / 'b.md'}: cannot parse: RuntimeError: a parser bug"
+    ]
+    assert set(await titles(store)) == {"a", "c"}
 
 
 async def test_a_changed_url_replaces_the_old_article(store: Store, seeds: Path) -> None:

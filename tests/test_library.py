@@ -1,0 +1,34 @@
+"""The library: the index served always matches what the store holds after a reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.library import Library
+from tests.botharness import make_config
+
+
+async def test_a_reload_that_only_deletes_an_article_rebuilds_the_index(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    async with Library.open(config) as library:
+        await library.reload()
+        assert len(library.index) == 5
+        broken = sorted(Path(config.seeds_dir).glob("*.md"))[0]
+        url = next(a.url for a in library.index.articles if a.title.startswith("Amazon and"))
+        broken.write_text("no front matter any more\n", encoding="utf-8")
+
+        report = await library.reload()
+
+        # No file was added, updated or removed; one article was deleted all the same.
+        assert (report.added, report.updated, report.removed) == ([], [], [])
+        assert len(report.rejected) == 1
+        assert len(library.index) == await library.store.count_articles() == 4
+        assert library.index.get(url) is None
+
+
+async def test_a_reload_without_changes_keeps_the_same_index(tmp_path: Path) -> None:
+    async with Library.open(make_config(tmp_path)) as library:
+        await library.reload()
+        served = library.index
+        await library.reload()
+        assert library.index is served  # nothing changed: no rebuild, no swap
