@@ -8,6 +8,7 @@ file's folder; the defaults (``seeds``, ``newsbot.sqlite3``) from the working di
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -161,13 +162,16 @@ def _coerce(value: Any, expected: Any, path: Path, key: str) -> Any:
     if expected is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().isdigit():  # snowflakes are often quoted
-            return int(value)
+        text = value.strip() if isinstance(value, str) else ""
+        if text.isascii() and text.isdigit():  # snowflakes are often quoted
+            return int(text)
         raise ConfigError(f"{path}: '{key}' must be a whole number, not {value!r}")
     if expected is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{path}: '{key}' must be a number, not {value!r}")
+            number = float(value)
+            if math.isfinite(number):
+                return number
+        raise ConfigError(f"{path}: '{key}' must be a finite number, not {value!r}")
     if expected is str:
         if isinstance(value, str):
             return value
@@ -220,10 +224,10 @@ def _validate(instance: Any, path: Path, prefix: str) -> None:
             raise bad("timezone", f"is invalid: {exc}") from None
         if not 1 <= instance.max_stories <= 25:
             raise bad("max_stories", "must be between 1 and 25")
-        if instance.grace_hours < 0:
-            raise bad("grace_hours", "must not be negative")
-        if instance.check_seconds <= 0:
-            raise bad("check_seconds", "must be positive")
+        if not 0 <= instance.grace_hours <= 24:
+            raise bad("grace_hours", "must be between 0 and 24")
+        if not 0 < instance.check_seconds <= 3600:
+            raise bad("check_seconds", "must be more than 0 and at most 3600")
     elif isinstance(instance, DiscordConfig):
         for key in ("api_base", "gateway_url"):
             value = getattr(instance, key)

@@ -448,7 +448,8 @@ class Store:
         off the event loop and without the store's lock, keeps /news answering meanwhile (WAL
         lets this reader and the bot's connection work side by side).
         """
-        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        # as_uri() percent-encodes the path: a '#' or '?' in it must not change which file opens.
+        db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
         try:
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             db.execute("BEGIN")  # one snapshot for the three queries

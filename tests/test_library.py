@@ -32,3 +32,12 @@ async def test_a_reload_without_changes_keeps_the_same_index(tmp_path: Path) -> 
         served = library.index
         await library.reload()
         assert library.index is served  # nothing changed: no rebuild, no swap
+
+
+async def test_a_database_path_with_uri_characters_is_read_back(tmp_path: Path) -> None:
+    # The index is rebuilt through a second, read-only connection opened by URI.
+    database = tmp_path / "a#b?c%20d" / "news.sqlite3"
+    async with Library.open(make_config(tmp_path, database=database)) as library:
+        await library.reload()
+        assert len(library.index) == 5
+    assert database.exists()
