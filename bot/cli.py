@@ -197,7 +197,7 @@ def _render_hits(library: Any, query: str, hits: list[Hit]) -> str:
 
 
 async def _digest(library: Any, args: argparse.Namespace, config: Config) -> int:
-    from .digest import digest_since, select_digest
+    from .digest import digest_since, parse_timezone, select_digest
     from .embeds import digest_embed, embed_as_text
 
     since = args.since
@@ -215,11 +215,10 @@ async def _digest(library: Any, args: argparse.Namespace, config: Config) -> int
         print(json.dumps(payload, ensure_ascii=False, indent=2))
         return EXIT_OK
     if not chosen:
-        print(
-            "Nothing new for the digest" + (f" since {since:%Y-%m-%d %H:%M} UTC." if since else ".")
-        )
+        print(f"Nothing new for the digest since {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC.")
         return EXIT_OK
-    today = datetime.now(UTC).date()
+    # The digest is dated in its own time zone, as the bot dates it.
+    today = datetime.now(UTC).astimezone(parse_timezone(config.digest.timezone)).date()
     print(embed_as_text(digest_embed(chosen, rest, today, tz_name=config.digest.timezone)))
     return EXIT_OK
 

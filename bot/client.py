@@ -114,6 +114,9 @@ class _NewsBotMixin:
         **options: Any,
     ) -> None:
         super().__init__(**_bot_options(options))  # commands.Bot or commands.AutoShardedBot
+        # Guilds whose command sync Discord refused at start-up, and why (`newsbot sync`
+        # reports them; the bot itself goes on serving the others).
+        self.sync_failures: dict[int, str] = {}
         self.library = library
         self.config = config
         # The time source, injectable so tests can move the digest clock.
@@ -131,6 +134,7 @@ class _NewsBotMixin:
             except discord.HTTPException as exc:
                 # A guild the bot was removed from must not stop it serving the others.
                 log.error("could not sync commands to guild %s: %s", guild_id, exc)
+                self.sync_failures[guild_id] = f"{exc.status} {exc.text}".strip()
             else:
                 log.info("synced %d commands to guild %s", len(synced), guild_id)
 

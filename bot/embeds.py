@@ -64,6 +64,9 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _OPEN, _CLOSE = "\ue000", "\ue001"
 _URL_UNSAFE = {"(": "%28", ")": "%29", " ": "%20", "<": "%3C", ">": "%3E"}
 _URL_UNSAFE_RE = re.compile(r"[()<>\s]")
+# A host name with at least one dot: labels of letters, digits and inner hyphens.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+")
 
 
 # --- text safety ----------------------------------------------------------------------------
@@ -436,9 +439,12 @@ def _set_author(embed: discord.Embed, article: Article) -> None:
     name = article.provider or article.provider_domain
     if not name:
         return
+    # The domain comes from the seed file as written: Discord refuses the whole embed if the
+    # author URL is not a URL, so only a plain host name becomes one.
+    domain = article.provider_domain
     embed.set_author(
         name=truncate(name, AUTHOR_NAME_LIMIT),
-        url=f"https://{article.provider_domain}" if article.provider_domain else None,
+        url=f"https://{domain}" if _HOST_NAME.fullmatch(domain) else None,
         icon_url=article.provider_icon,
     )
 

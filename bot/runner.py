@@ -104,19 +104,25 @@ def sync_commands(config: Config, *, globally: bool) -> int:
         return 2
     point_discord_at(config)
     try:
-        count = asyncio.run(_sync(config, token, globally=globally))
+        count, failures = asyncio.run(_sync(config, token, globally=globally))
     except discord.LoginFailure:
         print(f"newsbot: error: Discord refused the token in {TOKEN_VARIABLE}", file=sys.stderr)
         return 2
     except discord.HTTPException as exc:
         print(f"newsbot: error: Discord refused the sync: {exc.status} {exc.text}", file=sys.stderr)
         return 2
-    where = "globally" if globally else f"to {len(config.discord.guild_ids)} guild(s)"
+    for guild_id, reason in failures.items():
+        print(f"newsbot: error: guild {guild_id} refused the sync: {reason}", file=sys.stderr)
+    synced = len(config.discord.guild_ids) - len(failures)
+    where = f"to {synced} of {len(config.discord.guild_ids)} guild(s)"
+    if globally:
+        where = f"globally and {where}" if config.discord.guild_ids else "globally"
     print(f"synced {count} commands {where}")
-    return 0
+    return 2 if failures else 0
 
 
-async def _sync(config: Config, token: str, *, globally: bool) -> int:
+async def _sync(config: Config, token: str, *, globally: bool) -> tuple[int, dict[int, str]]:
+    """(commands published, {guild id: why it refused}) after syncing like the bot does."""
     from .client import make_bot
 
     async with Library.open(config) as library:
@@ -124,6 +130,5 @@ async def _sync(config: Config, token: str, *, globally: bool) -> int:
         async with bot:
             # login() runs setup_hook, which syncs the configured guilds; no gateway needed.
             await bot.login(token)
-            if globally:
-                return len(await bot.tree.sync())
-            return len(bot.tree.get_commands())
+            count = len(await bot.tree.sync()) if globally else len(bot.tree.get_commands())
+            return count, dict(bot.sync_failures)

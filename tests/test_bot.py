@@ -326,3 +326,23 @@ async def test_no_digest_when_nothing_is_new(tmp_path: Path) -> None:
         status = await harness.command("digest", "status", user=ALICE)
         fields = {f["name"]: f["value"] for f in embed_of(status)["fields"]}
         assert fields["Last digest"] == "2026-03-03: posted (nothing new, nothing posted)"
+
+
+async def test_digest_now_explains_a_day_whose_attempts_all_failed(tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 3, 1, 23, 0, tzinfo=UTC))  # 08:00 on Mar 2 in Tokyo
+    async with running_bot(tmp_path, clock=clock, digest=digest_config()) as harness:
+        assert harness.library is not None
+        store = harness.library.store
+        day = "2026-03-02"
+        for _ in range(3):  # three claims, three failures: the store's limit for a day
+            assert await store.claim_digest(GUILD_ID, day, clock.now)
+            await store.mark_digest_failed(GUILD_ID, day, "Missing Permissions", clock.now)
+        mod = {"user": MODERATOR, "permissions": PLAIN_MEMBER | MANAGE_GUILD}
+        body = await harness.command("digest", "now", **mod)
+        assert body["type"] == 5  # deferred
+        followup = await harness.fake.wait_for_request(
+            lambda r: r.method == "POST" and r.path.startswith("/webhooks/")
+        )
+        assert followup.json["content"].startswith(
+            "Could not post today's digest after 3 attempts: Missing Permissions."
+        )

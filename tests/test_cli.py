@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -629,3 +630,20 @@ def test_the_report_lists_every_rejection_but_only_a_few_warnings_unless_verbose
     assert short[-1] == "  ... and 20 more warning lines (-v shows all)"
     full = format_report(report, verbose=True).splitlines()
     assert sum(line.startswith("  warning: ") for line in full) == 30
+
+
+def test_the_digest_preview_is_dated_in_the_configured_time_zone(home: Path) -> None:
+    from bot.embeds import digest_embed
+
+    # A zone whose date differs from UTC's right now (UTC+14 or UTC-11), so that dating the
+    # preview by UTC would show the wrong day.
+    name = "Pacific/Kiritimati" if datetime.now(UTC).hour >= 10 else "Pacific/Pago_Pago"
+    (home / "zone.yaml").write_text(f"digest:\n  timezone: {name}\n")
+    zone = ZoneInfo(name)
+    before = datetime.now(UTC).astimezone(zone).date()
+    assert before != datetime.now(UTC).date() or datetime.now(UTC).hour in (10, 11)
+    run = newsbot("--config", "zone.yaml", "digest", cwd=home)
+    after = datetime.now(UTC).astimezone(zone).date()
+    titles = {digest_embed([], 0, day, tz_name="UTC").title for day in (before, after)}
+    assert run.status == 0
+    assert run.out.splitlines()[0] in titles

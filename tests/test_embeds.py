@@ -305,6 +305,23 @@ def test_article_embed_author(changes: dict, author: str | None) -> None:
     assert article_embed(make_article(**changes)).author.name == author
 
 
+@pytest.mark.parametrize(
+    ("domain", "url"),
+    [
+        ("qz.com", "https://qz.com"),
+        ("www.theverge.com", "https://www.theverge.com"),
+        ("Quartz News", None),  # not a host: Discord would refuse the whole embed
+        ("localhost", None),
+        ("evil.com/path?x=1", None),
+        ("", None),
+    ],
+)
+def test_the_author_links_to_the_source_only_when_its_domain_is_a_host(
+    domain: str, url: str | None
+) -> None:
+    assert article_embed(make_article(provider_domain=domain)).author.url == url
+
+
 def test_article_embed_without_optional_parts() -> None:
     embed = article_embed(make_article(excerpt="", image_url=None, related=()))
     assert embed.description is None

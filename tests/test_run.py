@@ -76,8 +76,8 @@ async def test_sync_publishes_the_commands_globally(tmp_path: Path) -> None:
     async with FakeDiscord(guilds=[make_guild()], token=TOKEN) as fake:
         with fake.patch_discord():
             config = make_config(tmp_path)
-            count = await _sync(config, TOKEN, globally=True)
-        assert count == 3
+            count, failures = await _sync(config, TOKEN, globally=True)
+        assert (count, failures) == (3, {})
         puts = [r for r in fake.requests if r.method == "PUT"]
         assert {r.path for r in puts} == {
             f"/applications/{fake.application_id}/guilds/{GUILD_ID}/commands",
@@ -86,6 +86,19 @@ async def test_sync_publishes_the_commands_globally(tmp_path: Path) -> None:
         assert {c["name"] for c in fake.commands()} == {"news", "digest", "seeds"}
         # No gateway session was needed for that.
         assert fake.identify_count == 0
+
+
+async def test_sync_reports_a_guild_that_refused(tmp_path: Path) -> None:
+    async with FakeDiscord(guilds=[make_guild()], token=TOKEN) as fake:
+        with fake.patch_discord():
+            fake.fail_next(
+                "PUT", rf"/applications/\d+/guilds/{GUILD_ID}/commands", 403,
+                {"code": 50001, "message": "Missing Access"},
+            )  # fmt: skip
+            count, failures = await _sync(make_config(tmp_path), TOKEN, globally=False)
+    assert count == 3
+    assert failures == {GUILD_ID: "403 Missing Access"}
+    assert fake.commands(GUILD_ID) == []
 
 
 async def test_a_sharded_bot_answers_on_the_guilds_shard(

@@ -317,7 +317,19 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
             else:
                 text = "Nothing new since the last digest: nothing was posted."
         else:
-            text = "Today's digest has already been posted (or is being posted right now)."
+            record = await store.last_digest(guild_id)
+            if (
+                record is not None
+                and record.local_date == day.isoformat()
+                and (record.status == "failed")
+            ):
+                text = (
+                    f"Could not post today's digest after {record.attempts} attempts: "
+                    f"{record.error}. Fix the channel, then try again tomorrow or pick another "
+                    "channel with `/digest channel`."
+                )
+            else:
+                text = "Today's digest has already been posted (or is being posted right now)."
         await interaction.followup.send(text, ephemeral=True)
 
     @app_commands.command(name="status", description="Show the digest settings and the last one")
