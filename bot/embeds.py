@@ -242,18 +242,22 @@ def digest_embed(
     return embed
 
 
-def no_hits_text(query: str, suggestions: Sequence[str]) -> str:
+def no_hits_text(query: str, suggestions: Sequence[str], *, within: str | None = None) -> str:
     """The (ephemeral) reply when a search finds nothing, suggesting the closest titles.
+
+    ``within`` describes the filters that left nothing ("from Wired", "in AI"); the suggestions
+    are then the matches outside them, and the reply says so.
 
     This is message content, not an embed, so mentions are escaped as well as markdown: the
     query is typed by a user and titles come from feeds. Always <= 2000 characters.
     """
     shown_query = _content_safe(" ".join(query.split()), 100)
-    head = f"No stories match “{shown_query}”."
+    scope = f" {_content_safe(within, 200)}" if within else ""
+    head = f"No stories{scope} match “{shown_query}”."
     unique = [s for s in dict.fromkeys(" ".join(s.split()) for s in suggestions) if s]
     if not unique:
         return f"{head} Try fewer or different words."
-    lines = [head, "Closest titles:"]
+    lines = [head, "Without that filter:" if within else "Closest titles:"]
     size = len("\n".join(lines))
     for title in unique:
         line = f"• {_content_safe(title, RELATED_TITLE_MAX)}"

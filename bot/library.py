@@ -57,6 +57,9 @@ class Library:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.index = SearchIndex.build([])
         self._searchable = True
+        # Set while the store may hold what the index does not (a reload wrote, and the rebuild
+        # has not finished): the next reload rebuilds even if it changes nothing itself.
+        self._index_stale = False
         # One reload at a time: a second /seeds reload waits for the first instead of racing it.
         self._reload_lock = asyncio.Lock()
 
@@ -118,8 +121,11 @@ class Library:
                     now=self.clock(),
                     progress=progress,
                 )
-                if self._searchable and (report.articles_changed or not len(self.index)):
+                if report.articles_changed:
+                    self._index_stale = True  # cleared only once a rebuild has succeeded
+                if self._searchable and (self._index_stale or not len(self.index)):
                     await self.refresh_index()
+                    self._index_stale = False
                 return report
 
     async def ensure_loaded(self) -> None:

@@ -273,6 +273,10 @@ def _plan(
 def _scan(paths: Sequence[Path]) -> _Scan:
     scan = _Scan()
     for given in paths:
+        shown = _undecodable(str(given))
+        if shown is not None:
+            scan.rejected.append((shown, str(SeedError(shown, "the path is not valid UTF-8"))))
+            continue
         try:
             resolved = given.expanduser().resolve(strict=True)
         except (OSError, RuntimeError):  # missing, or a symlink loop
@@ -309,6 +313,12 @@ def _scan_folder(root: str, scan: _Scan) -> None:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
+            shown = _undecodable(entry.path)
+            if shown is not None:
+                # SQLite stores text as UTF-8: such a path cannot even be recorded, and one
+                # file must never fail the whole load.
+                reject(shown, "the file name is not valid UTF-8; rename the file")
+                continue
             _stem, dot, suffix = entry.name.rpartition(".")
             is_seed = bool(dot) and "." + suffix.lower() in SEED_SUFFIXES
             if entry.is_symlink():
@@ -331,6 +341,15 @@ def _scan_folder(root: str, scan: _Scan) -> None:
                 elif scan.found.get(entry.path) is None:  # a folder beats "given directly"
                     scan.found[entry.path] = root
         pending.extend(subfolders)
+
+
+def _undecodable(path: str) -> str | None:
+    """A printable form of ``path`` if its bytes are not UTF-8 (else None)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return None
 
 
 def _removed(

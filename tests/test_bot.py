@@ -346,3 +346,60 @@ async def test_digest_now_explains_a_day_whose_attempts_all_failed(tmp_path: Pat
         assert followup.json["content"].startswith(
             "Could not post today's digest after 3 attempts: Missing Permissions."
         )
+
+
+async def test_a_filter_that_leaves_nothing_says_so_and_shows_what_is_outside_it(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as harness:
+        body = await harness.news("facial recognition police", source="nytimes")
+        content = body["data"]["content"]
+        assert body["data"]["flags"] & EPHEMERAL
+        assert content.startswith("No stories from nytimes match “facial recognition police”.")
+        assert "Without that filter:" in content
+
+
+async def test_a_long_topic_cut_by_autocomplete_still_filters(tmp_path: Path) -> None:
+    long_topic = "Artificial intelligence and machine learning in public-sector surveillance " * 2
+    seeds = tmp_path / "seeds"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "seeds", seeds)
+    first = sorted(seeds.glob("*.md"))[0]
+    first.write_text(
+        first.read_text(encoding="utf-8").replace("  - AI\n", f"  - {long_topic.strip()}\n", 1),
+        encoding="utf-8",
+    )
+    async with running_bot(tmp_path) as harness:
+        fake = harness.fake
+        iid = await fake.autocomplete("news", {"query": "x", "topic": "surveil"}, focused="topic")
+        (choice,) = (await fake.wait_for_callback(iid)).json["data"]["choices"]
+        assert len(choice["value"]) == 100
+        body = await harness.news("facial recognition", topic=choice["value"])
+        assert body["type"] == 4
+        assert "Amazon and Microsoft pause" in embed_of(body)["title"]
+
+
+async def test_autocomplete_of_a_pasted_essay_is_cut_to_the_query_cap(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as harness:
+        essay = "facial recognition " + " ".join(f"word{i}" for i in range(2000))
+        iid = await harness.fake.autocomplete("news", {"query": essay}, focused="query")
+        choices = (await harness.fake.wait_for_callback(iid)).json["data"]["choices"]
+        assert any(
+            "Facial Recognition" in c["name"] or "facial recognition" in c["name"] for c in choices
+        )
+
+
+async def test_timezone_autocomplete_offers_only_zones_the_command_accepts(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as harness:
+        fake = harness.fake
+        mod = {"user": MODERATOR, "permissions": PLAIN_MEMBER | MANAGE_GUILD}
+        for typed in ("local", "paris"):
+            iid = await fake.autocomplete(
+                "digest", {"time": "09:00", "timezone": typed}, focused="timezone",
+                subcommand="time", **mod,
+            )  # fmt: skip
+            names = [
+                c["value"] for c in (await fake.wait_for_callback(iid)).json["data"]["choices"]
+            ]
+            assert "localtime" not in names
+            if typed == "paris":
+                assert names == ["Europe/Paris"]

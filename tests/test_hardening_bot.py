@@ -1114,3 +1114,22 @@ async def test_one_bad_interaction_never_breaks_the_bot(
                 await fake.wait_for_callback(iid, timeout=0.2)
         assert errors_in(caplog) == []
         await harness.ticks(2)
+
+
+async def test_after_a_refused_post_a_new_channel_gets_todays_digest(tmp_path: Path) -> None:
+    clock = Clock(BEFORE_DIGEST)
+    async with running_bot(tmp_path, clock=clock, digest=digest_config()) as harness:
+        missing = {"code": 50013, "message": "Missing Permissions"}
+        harness.fake.fail_next("POST", POST_PATH, 403, missing, times=1000)
+        clock.now = DIGEST_DUE
+        await until(lambda: channel_posts(harness), "the refused post")
+        await harness.ticks(3)
+        # The moderator follows the advice and picks a channel the bot may post in.
+        clock.now = DIGEST_DUE + timedelta(minutes=5)
+        await harness.command(
+            "digest", "channel", {"channel": NEWS_CHANNEL}, user=MODERATOR,
+            permissions=PLAIN_MEMBER | MANAGE_GUILD,
+        )  # fmt: skip
+        await until(lambda: channel_posts(harness, NEWS_CHANNEL), "the digest in the new channel")
+        await harness.ticks(3)
+        assert len(channel_posts(harness, NEWS_CHANNEL)) == 1

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from bot.articles import Article
 from bot.library import Library
+from bot.store import StoreError
 from tests.botharness import make_config
 
 
@@ -41,3 +45,30 @@ async def test_a_database_path_with_uri_characters_is_read_back(tmp_path: Path) 
         await library.reload()
         assert len(library.index) == 5
     assert database.exists()
+
+
+async def test_a_failed_rebuild_is_retried_by_the_next_reload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(tmp_path)
+    async with Library.open(config) as library:
+        await library.reload()
+        sorted(Path(config.seeds_dir).glob("*.md"))[0].unlink()
+        real = library.store.read_all_articles_blocking
+        calls = 0
+
+        def fails_once() -> list[Article]:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise StoreError("reading articles failed: disk I/O error")
+            return real()
+
+        monkeypatch.setattr(library.store, "read_all_articles_blocking", fails_once)
+        with pytest.raises(StoreError):
+            await library.reload()  # the store changed; the index could not follow
+        assert len(library.index) == 5  # the old corpus is still served meanwhile
+
+        report = await library.reload()  # nothing changes on disk this time...
+        assert not report.articles_changed
+        assert len(library.index) == await library.store.count_articles() == 4  # ...yet rebuilt

@@ -477,3 +477,14 @@ async def test_the_real_corpora_load_completely(store: Store) -> None:
         23,
     )
     assert isinstance(again, LoadReport) and again.ok
+
+
+async def test_a_file_name_that_is_not_utf8_is_rejected_alone(store: Store, seeds: Path) -> None:
+    bad = os.fsdecode(bytes(seeds) + b"/caf\xe9.md")  # Latin-1 bytes from another system
+    Path(bad).write_text(seed("https://example.com/cafe", "Cafe"), encoding="utf-8")
+    report = await load_seeds(store, [seeds], now=NOW)
+    assert [reason for _, reason in report.rejected] == [
+        f"{seeds.resolve()}/caf\\xe9.md: the file name is not valid UTF-8; rename the file"
+    ]
+    assert set(await titles(store)) == {"a", "b", "c"}
+    assert check_seeds([seeds]).rejected == report.rejected

@@ -193,6 +193,10 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
             raise ChannelUnusable("the digest channel cannot hold messages")
         return channel
 
+    def _forget_refusals(self, guild_id: int) -> None:
+        """New settings deserve a new try today: the old channel's refusal says nothing of them."""
+        self._refused = {key for key in self._refused if key[0] != guild_id}
+
     async def _already_posted(
         self, channel: discord.abc.Messageable, embed: discord.Embed
     ) -> discord.Message | None:
@@ -223,6 +227,7 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
             digest_channel_id=channel.id,
             digest_enabled=True,
         )
+        self._forget_refusals(interaction.guild_id)
         settings = await self.settings_for(interaction.guild_id)
         await interaction.response.send_message(
             f"The daily digest will be posted in {channel.mention} at {settings.time} "
@@ -248,6 +253,7 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
         await self.bot.library.store.set_guild_settings(
             interaction.guild_id, now=self.bot.clock(), **changes
         )
+        self._forget_refusals(interaction.guild_id)
         settings = await self.settings_for(interaction.guild_id)
         when = next_run(self.bot.clock(), settings.schedule)
         await interaction.response.send_message(
@@ -384,7 +390,13 @@ _TIMEZONES: list[str] = []
 
 def _timezones() -> list[str]:
     if not _TIMEZONES:
-        _TIMEZONES.extend(zoneinfo.available_timezones())
+        # Only the names /digest time accepts ('localtime' and the like are refused there).
+        for name in zoneinfo.available_timezones():
+            try:
+                parse_timezone(name)
+            except ValueError:
+                continue
+            _TIMEZONES.append(name)
     return _TIMEZONES
 
 

@@ -62,15 +62,17 @@ class NewsCog(commands.Cog):
         if not query.strip():
             raise UserError("Tell me what to look for, e.g. `/news facial recognition`.")
         index = self.bot.library.index  # one corpus for the whole answer, even mid-reload
-        if topic is not None and fold(topic) not in {fold(t) for t in index.topics()}:
-            raise UserError(
-                f"There is no topic called {truncate(topic, 80)!r}: pick one from the list."
-            )
+        if topic is not None:
+            resolved = resolve_topic(topic, index.topics())
+            if resolved is None:
+                raise UserError(
+                    f"There is no topic called {truncate(topic, 80)!r}: pick one from the list."
+                )
+            topic = resolved
         hits = index.search(query, limit=config.limit, topic=topic, provider=source)
         if not hits:
-            suggestions = [a.title for a in index.suggestions(query)]
             await interaction.response.send_message(
-                no_hits_text(query, suggestions), ephemeral=True
+                self._no_hits(index, query, topic, source), ephemeral=True
             )
             return
         urls = [hit.article.url for hit in hits]
@@ -83,10 +85,26 @@ class NewsCog(commands.Cog):
             view=results_view(search_id, 0, len(hits), has_related=bool(first.related)),
         )
 
+    @staticmethod
+    def _no_hits(index: Any, query: str, topic: str | None, source: str | None) -> str:
+        filters = " and ".join(
+            part
+            for part in (f"from {source}" if source else "", f"in {topic}" if topic else "")
+            if part
+        )
+        if filters:
+            # Matches outside the filters are worth showing, but must not look like answers.
+            outside = [hit.article.title for hit in index.search(query, limit=3)]
+            if outside:
+                return no_hits_text(query, outside, within=filters)
+        return no_hits_text(query, [a.title for a in index.suggestions(query)])
+
     @news.autocomplete("query")
     async def query_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
+        # /news refuses longer queries; matching a pasted essay would only stall the loop.
+        current = current[: self.bot.config.search.max_query_length]
         articles = self.bot.library.index.suggest_titles(current, AUTOCOMPLETE_LIMIT)
         choices: dict[str, app_commands.Choice[str]] = {}
         for article in articles:
@@ -106,6 +124,20 @@ class NewsCog(commands.Cog):
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
         return _choices_containing(current, self.bot.library.index.topics())
+
+
+def resolve_topic(given: str, topics: list[str]) -> str | None:
+    """The topic ``given`` names: equal to one when folded, or (autocomplete cuts choices at
+    100 characters) the only topic it is the start of."""
+    wanted = fold(given)
+    for topic in topics:
+        if fold(topic) == wanted:
+            return topic
+    if len(given) >= CHOICE_LIMIT:
+        starting = [t for t in topics if fold(t).startswith(wanted)]
+        if len(starting) == 1:
+            return starting[0]
+    return None
 
 
 def _choices_containing(current: str, names: list[str]) -> list[app_commands.Choice[str]]:
