@@ -122,6 +122,14 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 async def _async_dispatch(args: argparse.Namespace, config: Config) -> int:
     from .library import Library
 
+    if args.command in ("search", "digest") and not (
+        Path(config.database).exists() or Path(config.seeds_dir).is_dir()
+    ):
+        # Most likely run from another folder: say so instead of creating an empty database.
+        raise UsageError(
+            f"no database at {config.database} and no seeds folder at {config.seeds_dir}: "
+            "run newsbot in the project folder, or pass --config (or --db)"
+        )
     async with Library.open(config, searchable=args.command == "search") as library:
         if args.command == "load":
             progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
@@ -306,7 +314,8 @@ def _setup_logging(config: Config, *, verbose: bool, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The offline commands' output is their report; library chatter below WARNING is noise.
     if quiet and not verbose:
-        logging.getLogger("bot").setLevel(max(level, logging.WARNING))
+        for name in ("bot", "discord"):  # `sync` logs in to Discord: its chatter too
+            logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
 def _positive_int(text: str) -> int:

@@ -175,7 +175,8 @@ def _coerce(value: Any, expected: Any, path: Path, key: str) -> Any:
     if expected is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{path}: '{key}' must be a string, not {value!r}")
+        hint = ' (put it in quotes, e.g. "18:30")' if isinstance(value, int | float) else ""
+        raise ConfigError(f"{path}: '{key}' must be a string, not {value!r}{hint}")
     if origin is tuple:
         if value is None:
             return ()

@@ -15,6 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
+import aiohttp
 import discord
 import yarl
 
@@ -56,16 +57,32 @@ def point_discord_at(config: Config) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(config.discord.gateway_url)
 
 
+def _unreachable(config: Config, exc: BaseException) -> str:
+    # One line, no traceback: a firewall or a typo in discord.api_base is a setup problem.
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return f"cannot reach Discord at {config.discord.api_base}: {reason}"
+
+
+def quiet_voice_warnings() -> None:
+    """discord.py warns at start that voice needs PyNaCl and davey; this bot has no voice."""
+    discord.VoiceClient.warn_nacl = False
+    discord.VoiceClient.warn_dave = False
+
+
 def run_bot(config: Config) -> int:
     token = read_token()
     if token is None:
         print(f"newsbot: error: {NO_TOKEN}", file=sys.stderr)
         return 2
     point_discord_at(config)
+    quiet_voice_warnings()
     try:
         asyncio.run(serve(config, token))
     except discord.LoginFailure:
         print(f"newsbot: error: Discord refused the token in {TOKEN_VARIABLE}", file=sys.stderr)
+        return 2
+    except (aiohttp.ClientError, OSError) as exc:
+        print(f"newsbot: error: {_unreachable(config, exc)}", file=sys.stderr)
         return 2
     except discord.PrivilegedIntentsRequired:  # pragma: no cover - guilds intent only
         print("newsbot: error: the bot asked for an intent Discord did not grant", file=sys.stderr)
@@ -103,6 +120,7 @@ def sync_commands(config: Config, *, globally: bool) -> int:
         )
         return 2
     point_discord_at(config)
+    quiet_voice_warnings()
     try:
         count, failures = asyncio.run(_sync(config, token, globally=globally))
     except discord.LoginFailure:
@@ -111,13 +129,21 @@ def sync_commands(config: Config, *, globally: bool) -> int:
     except discord.HTTPException as exc:
         print(f"newsbot: error: Discord refused the sync: {exc.status} {exc.text}", file=sys.stderr)
         return 2
+    except (aiohttp.ClientError, OSError) as exc:
+        print(f"newsbot: error: {_unreachable(config, exc)}", file=sys.stderr)
+        return 2
     for guild_id, reason in failures.items():
         print(f"newsbot: error: guild {guild_id} refused the sync: {reason}", file=sys.stderr)
-    synced = len(config.discord.guild_ids) - len(failures)
-    where = f"to {synced} of {len(config.discord.guild_ids)} guild(s)"
     if globally:
-        where = f"globally and {where}" if config.discord.guild_ids else "globally"
-    print(f"synced {count} commands {where}")
+        print(f"synced {count} commands globally (Discord may take up to an hour to show them)")
+        if config.discord.guild_ids:
+            print(
+                "removed the per-guild copies from discord.guild_ids, which would show twice; "
+                "empty that list, or `newsbot run` adds them back"
+            )
+    else:
+        synced = len(config.discord.guild_ids) - len(failures)
+        print(f"synced {count} commands to {synced} of {len(config.discord.guild_ids)} guild(s)")
     return 2 if failures else 0
 
 
@@ -130,5 +156,16 @@ async def _sync(config: Config, token: str, *, globally: bool) -> tuple[int, dic
         async with bot:
             # login() runs setup_hook, which syncs the configured guilds; no gateway needed.
             await bot.login(token)
-            count = len(await bot.tree.sync()) if globally else len(bot.tree.get_commands())
+            if not globally:
+                return len(bot.tree.get_commands()), dict(bot.sync_failures)
+            count = len(await bot.tree.sync())
+            # setup_hook copied the commands into each configured guild; beside the global ones
+            # they would show twice there. Global commands now cover those guilds too.
+            for guild_id in config.discord.guild_ids:
+                guild = discord.Object(id=guild_id)
+                bot.tree.clear_commands(guild=guild)
+                try:
+                    await bot.tree.sync(guild=guild)
+                except discord.HTTPException as exc:
+                    bot.sync_failures[guild_id] = f"{exc.status} {exc.text}".strip()
             return count, dict(bot.sync_failures)

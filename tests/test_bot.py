@@ -403,3 +403,17 @@ async def test_timezone_autocomplete_offers_only_zones_the_command_accepts(tmp_p
             assert "localtime" not in names
             if typed == "paris":
                 assert names == ["Europe/Paris"]
+
+
+async def test_changing_the_time_leaves_a_digest_that_is_off_off(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, digest=digest_config()) as harness:
+        mod = {"user": MODERATOR, "permissions": PLAIN_MEMBER | MANAGE_GUILD}
+        await harness.command("digest", "off", **mod)
+        body = await harness.command("digest", "time", {"time": "10:15"}, **mod)
+        assert body["data"]["content"].endswith(
+            "It is off until a channel is set with `/digest channel`."
+        )
+        status = await harness.command("digest", "status", user=ALICE)
+        fields = {f["name"]: f["value"] for f in embed_of(status)["fields"]}
+        assert fields["State"] == "off"
+        assert fields["Time"] == "10:15 (Asia/Tokyo)"

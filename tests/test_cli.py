@@ -637,13 +637,45 @@ def test_the_digest_preview_is_dated_in_the_configured_time_zone(home: Path) -> 
 
     # A zone whose date differs from UTC's right now (UTC+14 or UTC-11), so that dating the
     # preview by UTC would show the wrong day.
-    name = "Pacific/Kiritimati" if datetime.now(UTC).hour >= 10 else "Pacific/Pago_Pago"
+    now = datetime.now(UTC)
+    name = "Pacific/Kiritimati" if now.hour >= 10 else "Pacific/Pago_Pago"
     (home / "zone.yaml").write_text(f"digest:\n  timezone: {name}\n")
     zone = ZoneInfo(name)
-    before = datetime.now(UTC).astimezone(zone).date()
-    assert before != datetime.now(UTC).date() or datetime.now(UTC).hour in (10, 11)
+    before = now.astimezone(zone).date()
+    assert before != now.date()
     run = newsbot("--config", "zone.yaml", "digest", cwd=home)
     after = datetime.now(UTC).astimezone(zone).date()
     titles = {digest_embed([], 0, day, tz_name="UTC").title for day in (before, after)}
     assert run.status == 0
     assert run.out.splitlines()[0] in titles
+
+
+def test_run_and_sync_that_cannot_reach_discord_say_so_in_one_line(home: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on once this closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    api = f"http://127.0.0.1:{port}/api/v10"
+    (home / "offline.yaml").write_text(
+        f"discord:\n  guild_ids: [1]\n  api_base: {api}\n  gateway_url: ws://127.0.0.1:{port}/\n"
+    )
+    (home / ".env").write_text("DISCORD_TOKEN=not-a-real-token\n")
+    run, sync = newsbot_all(
+        [["--config", "offline.yaml", "run"], ["--config", "offline.yaml", "sync"]], cwd=home
+    )
+    expected = f"newsbot: error: cannot reach Discord at {api}: "
+    # `run` logs its start-up (the store, the seeds) before it tries Discord; the error is last.
+    assert run.status == 2, run
+    assert run.err.splitlines()[-1].startswith(expected), run
+    assert one_error_line(sync).startswith(expected), sync
+    assert "not-a-real-token" not in run.err + sync.err
+
+
+def test_search_outside_a_project_folder_says_where_it_looked(tmp_path: Path) -> None:
+    run = newsbot("search", "facial recognition", cwd=tmp_path)
+    assert one_error_line(run) == (
+        "newsbot: error: no database at newsbot.sqlite3 and no seeds folder at seeds: "
+        "run newsbot in the project folder, or pass --config (or --db)"
+    )
+    assert list(tmp_path.iterdir()) == []  # no stray database left behind

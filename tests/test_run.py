@@ -84,6 +84,8 @@ async def test_sync_publishes_the_commands_globally(tmp_path: Path) -> None:
             f"/applications/{fake.application_id}/commands",
         }
         assert {c["name"] for c in fake.commands()} == {"news", "digest", "seeds"}
+        # The guild copies made at login are gone: they would show beside the global ones.
+        assert fake.commands(GUILD_ID) == []
         # No gateway session was needed for that.
         assert fake.identify_count == 0
 

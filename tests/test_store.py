@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -148,20 +147,19 @@ async def test_topics_are_counted_most_used_first(store: Store) -> None:
     ]
 
 
-async def test_all_articles_hydrates_ten_thousand_articles_quickly(store: Store) -> None:
+async def test_all_articles_hydrates_ten_thousand_articles_in_order(store: Store) -> None:
     related = tuple(
         RelatedLink(f"link {i}", f"https://other.example/{i}", published=NOW) for i in range(3)
     )
     articles = [article(n, related=related) for n in range(10_000)]
     await put(store, *articles)
 
-    started = time.perf_counter()
+    # (Its speed is measured by bench/load.py and bench/interactions.py, not asserted here.)
     loaded = await store.all_articles()
-    elapsed = time.perf_counter() - started
 
     assert len(loaded) == 10_000
     assert loaded[-1] == articles[0]
-    assert elapsed < 1.0, f"all_articles took {elapsed:.2f} s"
+    assert loaded[0] == articles[-1]
 
 
 # --- opening and migrations ----------------------------------------------------------------------

@@ -247,7 +247,13 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
             zone = parse_timezone(timezone).key if timezone else None
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        changes: dict[str, object] = {"digest_time": f"{local:%H:%M}", "digest_enabled": True}
+        # Changing the time leaves the digest on or off as it is (only /digest channel turns it
+        # on); the row written here must carry that state, or it would default to off.
+        current = await self.settings_for(interaction.guild_id)
+        changes: dict[str, object] = {
+            "digest_time": f"{local:%H:%M}",
+            "digest_enabled": current.enabled,
+        }
         if zone:
             changes["digest_timezone"] = zone
         await self.bot.library.store.set_guild_settings(
@@ -255,12 +261,13 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
         )
         self._forget_refusals(interaction.guild_id)
         settings = await self.settings_for(interaction.guild_id)
-        when = next_run(self.bot.clock(), settings.schedule)
-        await interaction.response.send_message(
-            f"The daily digest is now at {settings.time} ({settings.timezone}); "
-            f"next one {discord.utils.format_dt(when, 'F')}.",
-            ephemeral=True,
-        )
+        text = f"The daily digest is now at {settings.time} ({settings.timezone})"
+        if settings.enabled and settings.channel_id:
+            when = next_run(self.bot.clock(), settings.schedule)
+            text += f"; next one {discord.utils.format_dt(when, 'F')}."
+        else:
+            text += ". It is off until a channel is set with `/digest channel`."
+        await interaction.response.send_message(text, ephemeral=True)
 
     @set_time.autocomplete("timezone")
     async def timezone_autocomplete(
