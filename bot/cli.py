@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -85,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         if args.db:
-            config = _with_db(config, Path(args.db))
+            config = dataclasses.replace(config, database=Path(args.db))
         _setup_logging(config, verbose=args.verbose, quiet=args.command != "run")
         status = _dispatch(args, config)
         sys.stdout.flush()  # inside the try: a closed pipe must fail here, not at exit
@@ -301,12 +302,6 @@ class _ProgressBar:
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def _with_db(config: Config, path: Path) -> Config:
-    import dataclasses
-
-    return dataclasses.replace(config, database=path)
 
 
 def _setup_logging(config: Config, *, verbose: bool, quiet: bool) -> None:

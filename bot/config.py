@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .articles import DEFAULT_MAX_BYTES
+from .digest import parse_local_time, parse_timezone
 
 ENV_CONFIG = "NEWSBOT_CONFIG"
 
@@ -197,7 +198,6 @@ def _coerce(value: Any, expected: Any, path: Path, key: str) -> Any:
 
 def _validate(instance: Any, path: Path, prefix: str) -> None:
     """Range and format checks that types alone cannot express."""
-    from .digest import parse_local_time, parse_timezone
 
     def bad(key: str, why: str) -> ConfigError:
         return ConfigError(f"{path}: '{prefix}{key}' {why}")

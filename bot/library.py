@@ -49,14 +49,19 @@ def _build_index(store: Store) -> SearchIndex:
 
 class Library:
     def __init__(
-        self, store: Store, config: Config, *, clock: Callable[[], datetime] | None = None
+        self,
+        store: Store,
+        config: Config,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        searchable: bool = True,
     ) -> None:
         self.store = store
         self.config = config
         # When articles were first seen matters to the digest; tests move this clock.
         self.clock = clock or (lambda: datetime.now(UTC))
         self.index = SearchIndex.build([])
-        self._searchable = True
+        self._searchable = searchable
         # Set while the store may hold what the index does not (a reload wrote, and the rebuild
         # has not finished): the next reload rebuilds even if it changes nothing itself.
         self._index_stale = False
@@ -79,8 +84,7 @@ class Library:
         """
         store = await Store.open(config.database)
         try:
-            library = cls(store, config, clock=clock)
-            library._searchable = searchable
+            library = cls(store, config, clock=clock, searchable=searchable)
             if searchable:
                 await library.refresh_index()
             yield library

@@ -60,6 +60,9 @@ class EffectiveSettings:
     def schedule(self) -> DigestSchedule:
         return DigestSchedule(parse_local_time(self.time), self.timezone)
 
+    def local_day(self, now: datetime) -> date:
+        return now.astimezone(parse_timezone(self.timezone)).date()
+
 
 @app_commands.guild_only()
 class DigestCog(commands.GroupCog, group_name="digest", group_description="The daily news digest"):
@@ -294,7 +297,7 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
         now = self.bot.clock()
         settings = await self.settings_for(interaction.guild_id)
         last = await self.bot.library.store.last_digest(interaction.guild_id, posted_only=True)
-        day = now.astimezone(parse_timezone(settings.timezone)).date()
+        day = settings.local_day(now)
         embed = await self.build_digest(_since(last, now), day, settings.timezone)
         if embed is None:
             await interaction.response.send_message(
@@ -315,7 +318,7 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
         now = self.bot.clock()
         store = self.bot.library.store
         last = await store.last_digest(guild_id, posted_only=True)
-        day = now.astimezone(parse_timezone(settings.timezone)).date()
+        day = settings.local_day(now)
         # Counted as today's digest when today's is still to come, so it is not posted twice.
         if await store.claim_digest(guild_id, day, now):
             self._refused.discard((guild_id, day))

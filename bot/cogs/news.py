@@ -15,7 +15,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from ..client import UserError
+from ..client import (
+    EXPIRED_NOTE,
+    UserError,
+    describe_error,
+    interaction_expired,
+    reply_ephemeral,
+)
 from ..embeds import article_embed, no_hits_text, related_embed, truncate
 from ..tokens import fold
 
@@ -254,8 +260,6 @@ async def _saved_hit(
 
 async def _guarded(interaction: discord.Interaction, action: Any) -> None:
     """Buttons bypass the command tree's error handler: same policy, applied here."""
-    from ..client import EXPIRED_NOTE, describe_error, interaction_expired, reply_ephemeral
-
     try:
         await action(interaction)
     except Exception as exc:
