@@ -39,9 +39,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .articles import DEFAULT_MAX_BYTES, Article, SeedError, parse_seed
-from .store import ReloadChanges, SeedFileRecord, StaleReloadError, Store
+
+if TYPE_CHECKING:
+    from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,56 @@ SEED_SUFFIXES = frozenset({".md", ".markdown", ".txt"})
 _APPLY_ATTEMPTS = 3
 
 Progress = Callable[[int, int], None]
+
+
+# --- what a reload writes: the records the store keeps for the loader ----------------------------
+
+
+class StaleReloadError(Exception):
+    """The corpus changed between :meth:`Store.reload_state` and :meth:`Store.apply_reload`.
+
+    Only the corpus counts (its generation): the bot's own writes (saved searches, digest
+    claims, settings) never make a plan stale.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class SeedFileRecord:
+    """One ``seed_files`` row: what the store knows about a seed file."""
+
+    path: str
+    folder: str | None
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    url: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadState:
+    """A snapshot of the reload bookkeeping, to plan a reload against."""
+
+    files: dict[str, SeedFileRecord]  # seed_files by path
+    sources: dict[str, str]  # article URL -> the seed file path that provides it
+    # The corpus generation the snapshot was read at: apply_reload refuses a plan made from an
+    # outdated one (another process, or another reload in this one, changed the corpus).
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadChanges:
+    """Everything one reload writes; applied in one transaction by :meth:`Store.apply_reload`."""
+
+    upsert_files: Sequence[SeedFileRecord] = ()
+    delete_files: Sequence[str] = ()
+    upsert_articles: Sequence[tuple[Article, str]] = ()  # (article, source file path)
+    delete_articles: Sequence[str] = ()  # URLs
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.upsert_files or self.delete_files or self.upsert_articles or self.delete_articles
+        )
 
 
 @dataclass

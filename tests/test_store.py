@@ -1,4 +1,4 @@
-"""bot.store against real SQLite files in tmp_path."""
+"""bot.store against both backends: a real SQLite file and a real PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -11,22 +11,22 @@ from pathlib import Path
 import pytest
 
 from bot.articles import Article, RelatedLink
+from bot.loader import SeedFileRecord
 from bot.store import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
     SEARCH_RETENTION,
     ReloadChanges,
     StaleReloadError,
     Store,
     StoreError,
 )
+from bot.store.sqlite import MIGRATIONS, SCHEMA_VERSION
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with await Store.open(tmp_path / "data" / "news.sqlite3") as opened:
+async def store(database: Path | str) -> AsyncIterator[Store]:
+    async with await Store.open(database) as opened:
         yield opened
 
 
@@ -127,14 +127,12 @@ async def test_update_keeps_first_seen_and_replaces_topics_and_links(store: Stor
     assert len(await store.articles_first_seen_after(None)) == 2
 
 
-async def test_deleting_an_article_cascades_to_its_topics_and_links(tmp_path: Path) -> None:
-    path = tmp_path / "news.sqlite3"
-    async with await Store.open(path) as store:
-        await put(store, article(1, related=(RelatedLink("a", "https://a.example/"),)))
-        await delete(store, "https://example.com/1")
-        assert await store.topics() == []
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*) FROM related_links").fetchone() == (0,)
+async def test_deleting_an_article_cascades_to_its_topics_and_links(store: Store) -> None:
+    await put(store, article(1, related=(RelatedLink("a", "https://a.example/"),)))
+    await delete(store, "https://example.com/1")
+    assert await store.topics() == []
+    async with store.session("counting") as db:
+        assert await db.fetchval("SELECT count(*) FROM related_links") == 0
 
 
 async def test_topics_are_counted_most_used_first(store: Store) -> None:
@@ -207,11 +205,14 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Pat
         assert await store.claim_digest(1, "2024-05-01", NOW)
 
 
-async def test_two_processes_creating_the_same_database_migrate_it_once(tmp_path: Path) -> None:
-    path = tmp_path / "news.sqlite3"
-    stores = await asyncio.gather(*(Store.open(path) for _ in range(3)))
+async def test_two_processes_creating_the_same_database_migrate_it_once(
+    database: Path | str,
+) -> None:
+    stores = await asyncio.gather(*(Store.open(database) for _ in range(3)))
     try:
-        assert [await s.schema_version() for s in stores] == [SCHEMA_VERSION] * 3
+        versions = {await s.schema_version() for s in stores}
+        assert len(versions) == 1 and versions.pop() >= 1
+        assert {await s.corpus_generation() for s in stores} == {1}
     finally:
         for opened in stores:
             await opened.close()
@@ -281,15 +282,45 @@ async def test_a_reload_planned_before_another_reload_is_refused(store: Store) -
     assert [a.url for a in await store.all_articles()] == ["https://example.com/1"]
 
 
-async def test_a_reload_planned_before_another_process_wrote_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "news.sqlite3"
-    async with await Store.open(path) as store, await Store.open(path) as other:
+async def test_a_reload_planned_before_another_process_changed_the_corpus_is_refused(
+    database: Path | str,
+) -> None:
+    async with await Store.open(database) as store, await Store.open(database) as other:
         state = await store.reload_state()
-        await other.set_guild_settings(1, now=NOW, digest_enabled=True)
+        await put(other, article(2))
         with pytest.raises(StaleReloadError):
             await store.apply_reload(
                 ReloadChanges(upsert_articles=[(article(1), "/a")]), state=state, now=NOW
             )
+
+
+async def test_the_bots_own_writes_never_make_a_reload_stale(database: Path | str) -> None:
+    async with await Store.open(database) as store, await Store.open(database) as bot:
+        state = await store.reload_state()
+        # Everything a running bot writes while a load is planned elsewhere:
+        await bot.set_guild_settings(1, now=NOW, digest_enabled=True)
+        await bot.save_search(7, "query", ["https://a"], NOW)
+        assert await bot.claim_digest(1, "2024-05-01", NOW)
+        await bot.mark_digest_posted(1, "2024-05-01", 5, NOW)
+        await bot.heartbeat()
+        generation = await store.apply_reload(
+            ReloadChanges(upsert_articles=[(article(1), "/a")]), state=state, now=NOW
+        )
+        assert generation == state.generation + 1
+        assert await bot.corpus_generation() == generation
+
+
+async def test_only_a_change_of_articles_bumps_the_generation(store: Store) -> None:
+    start = await store.corpus_generation()
+    await put(store, article(1))
+    assert await store.corpus_generation() == start + 1
+    # A reload that records a rejected file but changes no article leaves it alone.
+    state = await store.reload_state()
+    record = SeedFileRecord("/seeds/bad.md", "/seeds", 3, 4, None, None, "bad.md: no title")
+    assert (
+        await store.apply_reload(ReloadChanges(upsert_files=[record]), state=state, now=NOW) is None
+    )
+    assert await store.corpus_generation() == start + 1
 
 
 # --- guild settings -----------------------------------------------------------------------------
@@ -347,22 +378,55 @@ async def test_a_day_is_claimed_once(store: Store) -> None:
     assert await store.claim_digest(2, "2024-05-01", NOW) is True
 
 
-async def test_a_claim_left_by_a_crash_is_taken_over_once_after_it_goes_stale(
-    tmp_path: Path,
+async def test_a_claim_of_a_live_process_holds_and_a_dead_ones_is_taken_over_once(
+    database: Path | str,
 ) -> None:
-    path = tmp_path / "news.sqlite3"
-    async with await Store.open(path) as store:
-        assert await store.claim_digest(1, "2024-05-01", NOW)
-    # The process died before posting. After a restart, the claim is still fresh at first...
-    async with await Store.open(path) as store:
-        assert not await store.claim_digest(1, "2024-05-01", NOW + timedelta(minutes=5))
-        # ...then stale: exactly one caller may take it over.
-        later = NOW + timedelta(minutes=16)
-        assert await store.claim_digest(1, "2024-05-01", later)
-        assert not await store.claim_digest(1, "2024-05-01", later)
-        record = await store.last_digest(1)
+    async with await Store.open(database) as poster, await Store.open(database) as other:
+        await poster.heartbeat()
+        assert await poster.claim_digest(1, "2024-05-01", NOW)
+        # The poster is alive (it beats): nobody else may post that day, however late.
+        await other.heartbeat()
+        assert not await other.claim_digest(1, "2024-05-01", NOW + timedelta(minutes=5))
+        # The poster dies mid-post: its heartbeat goes silent for longer than the timeout.
+        other.holder_timeout = timedelta(seconds=0)
+        later = NOW + timedelta(minutes=6)
+        assert await other.claim_digest(1, "2024-05-01", later)
+        # Exactly one caller takes it over: the new holder beats now.
+        other.holder_timeout = timedelta(seconds=45)
+        await other.heartbeat()
+        assert not await other.claim_digest(1, "2024-05-01", later)
+        record = await other.last_digest(1)
         assert record is not None
         assert (record.status, record.attempts, record.claimed_at) == ("claimed", 2, later)
+
+
+async def test_a_stopped_process_gives_up_its_claims_at_once(database: Path | str) -> None:
+    async with await Store.open(database) as poster, await Store.open(database) as other:
+        await poster.heartbeat()
+        assert await poster.claim_digest(1, "2024-05-01", NOW)
+        await poster.retire()
+        assert await other.claim_digest(1, "2024-05-01", NOW)
+
+
+async def test_a_claim_with_no_live_holder_still_waits_for_stale_after(store: Store) -> None:
+    # A holder that beats but stays silent past stale_after (stuck): taken over then.
+    await store.heartbeat()
+    assert await store.claim_digest(1, "2024-05-01", NOW)
+    assert not await store.claim_digest(1, "2024-05-01", NOW + timedelta(minutes=14))
+    assert await store.claim_digest(1, "2024-05-01", NOW + timedelta(minutes=16))
+
+
+async def test_the_reload_lease_has_one_holder_until_released_or_silent(
+    database: Path | str,
+) -> None:
+    async with await Store.open(database) as a, await Store.open(database) as b:
+        assert await a.take_lease("reload", now=NOW) is None
+        assert await b.take_lease("reload", now=NOW) == a.holder
+        assert await a.take_lease("reload", now=NOW) is None  # its own: taken again
+        await a.release_lease("reload")
+        assert await b.take_lease("reload", now=NOW) is None
+        a.holder_timeout = timedelta(seconds=0)  # b looks dead to a
+        assert await a.take_lease("reload", now=NOW) is None
 
 
 async def test_a_posted_day_is_never_claimed_again(store: Store) -> None:
@@ -391,9 +455,12 @@ async def test_a_failed_day_may_be_retried_up_to_max_attempts(store: Store) -> N
     assert record.failed_at == NOW
 
 
-async def test_concurrent_claims_from_two_connections_have_one_winner(tmp_path: Path) -> None:
-    path = tmp_path / "news.sqlite3"
-    async with await Store.open(path) as a, await Store.open(path) as b:
+async def test_concurrent_claims_from_two_connections_have_one_winner(
+    database: Path | str,
+) -> None:
+    async with await Store.open(database) as a, await Store.open(database) as b:
+        await a.heartbeat()
+        await b.heartbeat()
         results = await asyncio.gather(
             *(s.claim_digest(9, "2024-05-01", NOW) for s in (a, b, a, b, a, b))
         )
@@ -417,8 +484,8 @@ async def test_last_digest_is_the_latest_day_optionally_posted_only(store: Store
     assert posted is not None and posted.local_date == "2024-04-30"
 
 
-async def test_saved_searches_round_trip_and_expire(tmp_path: Path) -> None:
-    async with await Store.open(tmp_path / "s.sqlite3") as store:
+async def test_saved_searches_round_trip_and_expire(database: Path | str) -> None:
+    async with await Store.open(database) as store:
         first = await store.save_search(7, "facial recognition", ["https://a", "https://b"], NOW)
         saved = await store.load_search(first)
         assert saved is not None

@@ -1,0 +1,37 @@
+"""Persistence: the only package in newsbot that writes SQL.
+
+``await Store.open(target)`` opens SQLite for a file path and PostgreSQL for a
+``postgresql://`` URL; both behave the same (see :mod:`bot.store.base`).
+"""
+
+from .base import (
+    SEARCH_RETENTION,
+    CorpusSnapshot,
+    DigestRecord,
+    DigestStatus,
+    GuildSettings,
+    ReloadChanges,
+    ReloadState,
+    SavedSearch,
+    SeedFileRecord,
+    StaleReloadError,
+    Store,
+    StoreError,
+    is_database_url,
+)
+
+__all__ = [
+    "SEARCH_RETENTION",
+    "CorpusSnapshot",
+    "DigestRecord",
+    "DigestStatus",
+    "GuildSettings",
+    "ReloadChanges",
+    "ReloadState",
+    "SavedSearch",
+    "SeedFileRecord",
+    "StaleReloadError",
+    "Store",
+    "StoreError",
+    "is_database_url",
+]

@@ -1,0 +1,868 @@
+"""The store: everything newsbot keeps, behind one interface over SQLite or PostgreSQL.
+
+Open one with ``await Store.open(target)``: a file path opens SQLite (:mod:`bot.store.sqlite`),
+a ``postgresql://`` URL opens PostgreSQL (:mod:`bot.store.postgres`). Both are migrated to
+their latest schema on open; the store is its own async context manager and closes on exit.
+
+Every query is written once, here, in the SQL both engines speak (``?`` placeholders, which
+the PostgreSQL backend numbers; ``INSERT ... ON CONFLICT DO UPDATE``; table-qualified columns
+inside an upsert). The backends supply what really differs: connections and transactions,
+migrations and where the schema version lives, how the corpus is read in bulk off the event
+loop, and how another process's change is noticed.
+
+Design notes:
+
+* Dates are stored as fixed-width ISO 8601 text in UTC (``2020-06-11T12:00:00.000000+00:00``),
+  on both engines, so text order is time order and the queries stay the same; they come back
+  as aware UTC datetimes.
+* The corpus has a *generation* (``corpus_state``): every reload that changes it bumps the
+  generation in the same transaction. A reload plan records the generation it was made at and
+  is refused (:class:`StaleReloadError`) if the corpus moved meanwhile; the bot's own writes
+  (saved searches, digest claims, settings) never touch it, so they never make a load stale.
+  Every process compares the generation with the one its index was built from to know when
+  to refresh (see :class:`bot.library.Library`).
+* Claims (a digest day, the reload lease) name their *holder*, a process id that beats a
+  heartbeat in ``workers``; a claim whose holder stopped beating is taken over, so a process
+  that dies mid-post blocks nobody for long.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from operator import itemgetter
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..articles import Article, RelatedLink
+from ..loader import ReloadChanges, ReloadState, SeedFileRecord, StaleReloadError
+
+log = logging.getLogger(__name__)
+
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_database_url(target: str | Path) -> bool:
+    """True for a PostgreSQL URL, False for a file path (SQLite)."""
+    return isinstance(target, str) and target.startswith(URL_SCHEMES)
+
+
+# --- errors and records -------------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """The database cannot be opened, migrated or written; ``str()`` names the database."""
+
+
+@dataclass(frozen=True, slots=True)
+class GuildSettings:
+    guild_id: int
+    digest_channel_id: int | None = None
+    digest_time: str | None = None  # 'HH:MM' in digest_timezone
+    digest_timezone: str | None = None  # IANA name
+    digest_enabled: bool = False
+    updated_at: datetime | None = None
+
+
+DigestStatus = Literal["claimed", "posted", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRecord:
+    guild_id: int
+    local_date: str  # 'YYYY-MM-DD' in the guild's time zone
+    status: DigestStatus
+    claimed_at: datetime
+    posted_at: datetime | None
+    failed_at: datetime | None
+    message_id: int | None
+    attempts: int
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SavedSearch:
+    id: int
+    user_id: int
+    query: str
+    urls: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusSnapshot:
+    """Every article and the generation they were read at, from one consistent snapshot."""
+
+    generation: int
+    articles: list[Article]
+
+
+#: Saved searches older than this are deleted; their buttons then say "expired".
+SEARCH_RETENTION = timedelta(days=30)
+#: A claim whose holder has not beaten its heartbeat for this long is taken over.
+DEFAULT_HOLDER_TIMEOUT = timedelta(seconds=45)
+
+_GUILD_SETTING_KEYS = ("digest_channel_id", "digest_time", "digest_timezone", "digest_enabled")
+_HH_MM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+
+#: Tables in the order a copy writes them (parents before children), with their columns.
+TABLES: dict[str, tuple[str, ...]] = {
+    "articles": (
+        "url", "title", "excerpt", "published", "provider", "provider_domain", "provider_icon",
+        "image_url", "quality", "kind", "first_seen", "source_file",
+    ),
+    "article_topics": ("url", "position", "topic"),
+    "related_links": (
+        "url", "position", "title", "link_url", "provider", "provider_domain", "published",
+        "excerpt", "image_url",
+    ),
+    "seed_files": ("path", "folder", "size", "mtime_ns", "sha256", "url", "error"),
+    "guild_settings": (
+        "guild_id", "digest_channel_id", "digest_time", "digest_timezone", "digest_enabled",
+        "updated_at",
+    ),
+    "digest_log": (
+        "guild_id", "local_date", "status", "claimed_at", "posted_at", "failed_at", "message_id",
+        "attempts", "error", "holder",
+    ),
+    "searches": ("id", "user_id", "query", "urls", "created_at"),
+}  # fmt: skip
+
+
+class Session(Protocol):
+    """One connection, inside a transaction when the caller asked for one."""
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]: ...
+
+    async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+
+def new_holder_id() -> str:
+    """A name for this process in claims: readable in the database, unique across restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+# --- the store ----------------------------------------------------------------------------------
+
+
+class Store(ABC):
+    """An open newsbot database; see the module doc. Create with ``await Store.open(target)``."""
+
+    #: "sqlite" or "postgresql".
+    backend: str
+    #: The database as messages name it: a file path, or a URL without its password.
+    label: str
+
+    def __init__(self) -> None:
+        #: This process, as claims and the heartbeat name it.
+        self.holder = new_holder_id()
+        #: How long a silent holder keeps its claims.
+        self.holder_timeout = DEFAULT_HOLDER_TIMEOUT
+
+    @classmethod
+    async def open(cls, target: Path | str) -> Store:
+        """Open and migrate the database at ``target`` (a path, or a ``postgresql://`` URL)."""
+        if is_database_url(target):
+            from .postgres import PostgresStore
+
+            return await PostgresStore.connect(str(target))
+        from .sqlite import SQLiteStore
+
+        return await SQLiteStore.connect(Path(target))
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- what each backend supplies -------------------------------------------------------------
+
+    @abstractmethod
+    def session(
+        self, what: str, *, write: bool = False, atomic: bool = True
+    ) -> AbstractAsyncContextManager[Session]:
+        """A connection for some statements: in one transaction if ``atomic`` (a write always
+        is). Database errors come out as :class:`StoreError` naming ``what``; a failed write
+        changed nothing."""
+
+    @abstractmethod
+    async def schema_version(self) -> int: ...
+
+    @abstractmethod
+    async def corpus_snapshot(self) -> CorpusSnapshot:
+        """Every article and the generation, consistent, read without holding up the event
+        loop for long (the backends read in bulk on a connection of their own)."""
+
+    async def wait_for_corpus_change(self, timeout: float) -> None:
+        """Return when another process may have changed the corpus, or after ``timeout``.
+
+        The caller then compares :meth:`corpus_generation`; a spurious wake-up costs one query.
+        PostgreSQL is told at once (LISTEN/NOTIFY); SQLite has no such signal, so it polls.
+        """
+        import asyncio
+
+        await asyncio.sleep(timeout)
+
+    async def _announce_generation(self, db: Session, generation: int) -> None:  # noqa: B027
+        """Inside the transaction that bumped the corpus generation (PostgreSQL notifies)."""
+
+    # --- articles -------------------------------------------------------------------------------
+
+    async def all_articles(self) -> list[Article]:
+        """Every article, hydrated, newest published first (ties by URL)."""
+        return await self._articles("", ())
+
+    async def get_article(self, url: str) -> Article | None:
+        found = await self._articles("WHERE a.url = ?", (url,))
+        return found[0] if found else None
+
+    async def articles_first_seen_after(self, moment: datetime | None) -> list[Article]:
+        """Articles whose URL entered the store after ``moment`` (None: all); newest first.
+
+        Strictly after: a digest claimed at ``moment`` already covered what was there then.
+        """
+        if moment is None:
+            return await self.all_articles()
+        return await self._articles("WHERE a.first_seen > ?", (iso(moment),))
+
+    async def count_articles(self) -> int:
+        async with self.session("counting articles", atomic=False) as db:
+            return int(await db.fetchval("SELECT count(*) FROM articles"))
+
+    async def first_seen(self, url: str) -> datetime | None:
+        async with self.session("reading an article", atomic=False) as db:
+            value = await db.fetchval("SELECT first_seen FROM articles WHERE url = ?", (url,))
+        return _dt(value) if value is not None else None
+
+    async def topics(self) -> list[tuple[str, int]]:
+        """Every topic with the number of articles carrying it, most used first, then by name."""
+        async with self.session("reading topics", atomic=False) as db:
+            rows = await db.fetch(
+                "SELECT topic, count(*) AS n FROM article_topics GROUP BY topic"
+                " ORDER BY n DESC, topic"
+            )
+        return [(topic, int(n)) for topic, n in rows]
+
+    async def corpus_generation(self) -> int:
+        """The corpus generation: bumped by every reload that changed an article."""
+        async with self.session("reading the corpus generation", atomic=False) as db:
+            return int(await db.fetchval("SELECT generation FROM corpus_state WHERE id = 1"))
+
+    async def _articles(self, where: str, params: Sequence[Any]) -> list[Article]:
+        # Three bulk queries (articles, topics, related), not one per article, in one read
+        # transaction so they agree with each other even while another process commits.
+        async with self.session("reading articles") as db:
+            results = [await db.fetch(sql, params) for sql in article_queries(where)]
+        return hydrate(*results)
+
+    # --- seed reloads ---------------------------------------------------------------------------
+
+    async def seed_files(self) -> list[SeedFileRecord]:
+        """The reload bookkeeping, by path (for a "seeds status" view)."""
+        return sorted((await self.reload_state()).files.values(), key=lambda r: r.path)
+
+    async def reload_state(self) -> ReloadState:
+        """Snapshot what a reload is planned against: seed_files rows and each URL's source."""
+        async with self.session("reading seed files") as db:
+            generation = await db.fetchval("SELECT generation FROM corpus_state WHERE id = 1")
+            file_rows = await db.fetch(
+                "SELECT path, folder, size, mtime_ns, sha256, url, error FROM seed_files"
+            )
+            source_rows = await db.fetch("SELECT url, source_file FROM articles")
+        return ReloadState(
+            files={row[0]: SeedFileRecord(*row) for row in file_rows},
+            sources={url: source for url, source in source_rows},
+            generation=int(generation),
+        )
+
+    async def apply_reload(
+        self, changes: ReloadChanges, *, state: ReloadState, now: datetime
+    ) -> int | None:
+        """Apply a planned reload in one transaction: all of it, or (on any error) none of it.
+
+        Raises :class:`StaleReloadError` when the corpus changed since ``state`` was read (plan
+        again), and :class:`StoreError` when the database refuses a write; either way the
+        previous corpus is intact. New URLs get ``first_seen = now``; existing ones keep theirs.
+        Returns the new corpus generation when an article changed, else None.
+        """
+        if not changes:
+            return None
+        now_iso = iso(now)
+        articles_change = bool(changes.upsert_articles or changes.delete_articles)
+        async with self.session(f"{self.label}: applying the reload", write=True) as db:
+            # Checked under the write lock (SQLite's BEGIN IMMEDIATE, PostgreSQL's row lock),
+            # so nothing can change between check and write.
+            current = await db.fetchval(
+                "SELECT generation FROM corpus_state WHERE id = 1" + self._lock_row_suffix
+            )
+            if int(current) != state.generation:
+                raise StaleReloadError(
+                    f"{self.label}: the collection changed while the reload was being planned"
+                )
+            await db.executemany(
+                "DELETE FROM seed_files WHERE path = ?", [(p,) for p in changes.delete_files]
+            )
+            await db.executemany(
+                "INSERT INTO seed_files (path, folder, size, mtime_ns, sha256, url, error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (path) DO UPDATE SET folder = excluded.folder,"
+                " size = excluded.size, mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256,"
+                " url = excluded.url, error = excluded.error",
+                [
+                    (r.path, r.folder, r.size, r.mtime_ns, r.sha256, r.url, r.error)
+                    for r in changes.upsert_files
+                ],
+            )
+            # Topics and related links go with their article (ON DELETE CASCADE).
+            await db.executemany(
+                "DELETE FROM articles WHERE url = ?", [(u,) for u in changes.delete_articles]
+            )
+            # An upsert, not a delete and insert: that would lose first_seen.
+            await db.executemany(
+                "INSERT INTO articles (url, title, excerpt, published, provider, provider_domain,"
+                " provider_icon, image_url, quality, kind, first_seen, source_file)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (url) DO UPDATE SET title = excluded.title,"
+                " excerpt = excluded.excerpt, published = excluded.published,"
+                " provider = excluded.provider, provider_domain = excluded.provider_domain,"
+                " provider_icon = excluded.provider_icon, image_url = excluded.image_url,"
+                " quality = excluded.quality, kind = excluded.kind,"
+                " source_file = excluded.source_file",
+                [
+                    (
+                        a.url,
+                        a.title,
+                        a.excerpt,
+                        iso(a.published),
+                        a.provider,
+                        a.provider_domain,
+                        a.provider_icon,
+                        a.image_url,
+                        None if a.quality is None else float(a.quality),
+                        a.kind,
+                        now_iso,
+                        source,
+                    )
+                    for a, source in changes.upsert_articles
+                ],
+            )
+            # Only URLs that were in the store can have old topics and links; the snapshot was
+            # just checked to be current, so it says which (a cold load skips this entirely).
+            urls = [(a.url,) for a, _ in changes.upsert_articles if a.url in state.sources]
+            await db.executemany("DELETE FROM article_topics WHERE url = ?", urls)
+            await db.executemany("DELETE FROM related_links WHERE url = ?", urls)
+            await db.executemany(
+                "INSERT INTO article_topics (url, position, topic) VALUES (?, ?, ?)",
+                [
+                    (a.url, position, topic)
+                    for a, _ in changes.upsert_articles
+                    for position, topic in enumerate(a.topics)
+                ],
+            )
+            await db.executemany(
+                "INSERT INTO related_links (url, position, title, link_url, provider,"
+                " provider_domain, published, excerpt, image_url)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        a.url,
+                        position,
+                        r.title,
+                        r.url,
+                        r.provider,
+                        r.provider_domain,
+                        iso(r.published) if r.published is not None else None,
+                        r.excerpt,
+                        r.image_url,
+                    )
+                    for a, _ in changes.upsert_articles
+                    for position, r in enumerate(a.related)
+                ],
+            )
+            generation: int | None = None
+            if articles_change:
+                generation = int(current) + 1
+                await db.execute(
+                    "UPDATE corpus_state SET generation = ?, changed_at = ? WHERE id = 1",
+                    (generation, now_iso),
+                )
+                await self._announce_generation(db, generation)
+        log.info(
+            "%s: reload applied: %d articles written, %d deleted, %d seed files recorded",
+            self.label,
+            len(changes.upsert_articles),
+            len(changes.delete_articles),
+            len(changes.upsert_files),
+        )
+        return generation
+
+    #: Appended to the generation check in apply_reload: PostgreSQL locks the row with it.
+    _lock_row_suffix = ""
+
+    # --- guild settings -------------------------------------------------------------------------
+
+    async def get_guild_settings(self, guild_id: int) -> GuildSettings | None:
+        """The guild's settings, or None if it never set any (the caller applies defaults)."""
+        async with self.session("reading guild settings", atomic=False) as db:
+            rows = await db.fetch(
+                "SELECT guild_id, digest_channel_id, digest_time, digest_timezone, digest_enabled,"
+                " updated_at FROM guild_settings WHERE guild_id = ?",
+                (guild_id,),
+            )
+        if not rows:
+            return None
+        guild, channel, time_, tz, enabled, updated = rows[0]
+        return GuildSettings(guild, channel, time_, tz, bool(enabled), _dt(updated))
+
+    async def set_guild_settings(
+        self, guild_id: int, *, now: datetime, **changes: Any
+    ) -> GuildSettings:
+        """Change some of a guild's settings (creating its row); returns the settings after.
+
+        Keys: ``digest_channel_id`` (int or None), ``digest_time`` ('HH:MM' or None),
+        ``digest_timezone`` (IANA name or None), ``digest_enabled`` (bool). Anything else is a
+        TypeError; a malformed value is a ValueError, so nothing bad is ever stored.
+        """
+        for key, value in changes.items():
+            _check_setting(key, value)
+        values = {k: int(v) if isinstance(v, bool) else v for k, v in changes.items()}
+        columns = ["guild_id", *values, "updated_at"]
+        updates = [f"{k} = excluded.{k}" for k in [*values, "updated_at"]]
+        async with self.session("saving guild settings", write=True) as db:
+            await db.execute(
+                f"INSERT INTO guild_settings ({', '.join(columns)})"
+                f" VALUES ({', '.join('?' * len(columns))})"
+                f" ON CONFLICT (guild_id) DO UPDATE SET {', '.join(updates)}",
+                (guild_id, *values.values(), iso(now)),
+            )
+        settings = await self.get_guild_settings(guild_id)
+        assert settings is not None
+        return settings
+
+    # --- liveness: the heartbeat behind every claim ---------------------------------------------
+
+    async def heartbeat(self, *, role: str = "bot") -> None:
+        """Record that this process is alive (its claims stay its own while it beats)."""
+        async with self.session("recording the heartbeat", write=True) as db:
+            await self._beat(db, role)
+            # Rows of processes gone for a day tell nobody anything any more.
+            await db.execute(
+                "DELETE FROM workers WHERE beat_at < ?", (iso(wall_clock() - timedelta(days=1)),)
+            )
+
+    async def _beat(self, db: Session, role: str) -> None:
+        now = iso(wall_clock())
+        await db.execute(
+            "INSERT INTO workers (holder, role, started_at, beat_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (holder) DO UPDATE SET beat_at = excluded.beat_at",
+            (self.holder, role, now, now),
+        )
+
+    async def retire(self) -> None:
+        """This process is stopping: its claims may be taken over at once."""
+        async with self.session("retiring the heartbeat", write=True) as db:
+            await db.execute("DELETE FROM workers WHERE holder = ?", (self.holder,))
+
+    def _silent_holder(self, column: str) -> str:
+        """SQL true when ``column`` names a holder that stopped beating (or never beat)."""
+        return f"NOT EXISTS (SELECT 1 FROM workers w WHERE w.holder = {column} AND w.beat_at > ?)"
+
+    def _alive_cutoff(self) -> str:
+        return iso(wall_clock() - self.holder_timeout)
+
+    # --- leases: one holder at a time for a named job (a reload) --------------------------------
+
+    async def take_lease(self, name: str, *, now: datetime) -> str | None:
+        """Take the lease ``name`` for this process; None when taken, else the live holder.
+
+        A lease whose holder stopped beating is taken over; this process's own is re-taken.
+        """
+        async with self.session(f"taking the {name} lease", write=True) as db:
+            # The taker beats too, so that its lease is not taken over at once even when it
+            # runs no heartbeat task (a one-off CLI command).
+            await self._beat(db, name)
+            taken = await db.execute(
+                "INSERT INTO leases (name, holder, taken_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " taken_at = excluded.taken_at"
+                " WHERE leases.holder = ? OR " + self._silent_holder("leases.holder"),
+                (name, self.holder, iso(now), self.holder, self._alive_cutoff()),
+            )
+            if taken:
+                return None
+            return str(await db.fetchval("SELECT holder FROM leases WHERE name = ?", (name,)))
+
+    async def release_lease(self, name: str) -> None:
+        async with self.session(f"releasing the {name} lease", write=True) as db:
+            await db.execute(
+                "DELETE FROM leases WHERE name = ? AND holder = ?", (name, self.holder)
+            )
+
+    # --- digest log -----------------------------------------------------------------------------
+
+    async def claim_digest(
+        self,
+        guild_id: int,
+        local_date: date | str,
+        now: datetime,
+        *,
+        stale_after: timedelta = timedelta(minutes=15),
+        max_attempts: int = 3,
+    ) -> bool:
+        """Claim the right to post ``guild_id``'s digest for ``local_date``; True means post it.
+
+        One atomic statement, so concurrent callers (tasks or processes) cannot both win:
+
+        * no row yet -> a 'claimed' row (attempts 1): True;
+        * 'posted' -> False, always: a day is never posted twice;
+        * 'claimed' by a live holder less than ``stale_after`` ago -> False: it is posting;
+        * 'claimed' by a holder that stopped beating (it died mid-post) or longer ago, or
+          'failed' -> re-claimed with attempts + 1: True, unless ``max_attempts`` were used
+          already (so a broken channel is not retried forever).
+
+        The one window left: a poster that dies after Discord accepted the message but before
+        :meth:`mark_digest_posted` leaves a 'claimed' row that is re-claimed; the poster then
+        looks for the message in the channel before posting again.
+        """
+        day = _local_date(local_date)
+        async with self.session("claiming a digest", write=True) as db:
+            await self._beat(db, "digest")  # a claimant is alive when it claims
+            claimed = await db.execute(
+                "INSERT INTO digest_log (guild_id, local_date, status, claimed_at, attempts,"
+                " holder) VALUES (?, ?, 'claimed', ?, 1, ?)"
+                " ON CONFLICT (guild_id, local_date) DO UPDATE SET status = 'claimed',"
+                " claimed_at = excluded.claimed_at, holder = excluded.holder,"
+                " attempts = digest_log.attempts + 1, error = NULL"
+                " WHERE digest_log.attempts < ? AND (digest_log.status = 'failed'"
+                "   OR (digest_log.status = 'claimed' AND (digest_log.claimed_at <= ? OR "
+                + self._silent_holder("digest_log.holder")
+                + ")))",
+                (
+                    guild_id,
+                    day,
+                    iso(now),
+                    self.holder,
+                    max_attempts,
+                    iso(now - stale_after),
+                    self._alive_cutoff(),
+                ),
+            )
+        log.debug("digest claim %s/%s: %s", guild_id, day, "won" if claimed else "refused")
+        return claimed == 1
+
+    async def grant_digest_attempt(self, guild_id: int, local_date: date | str) -> bool:
+        """A failed day may be tried once more (its channel was changed): True if one was given.
+
+        Only a 'failed' row changes: a day that is posted or being posted stays as it is.
+        """
+        day = _local_date(local_date)
+        async with self.session("re-opening a digest", write=True) as db:
+            changed = await db.execute(
+                "UPDATE digest_log SET attempts = 0"
+                " WHERE guild_id = ? AND local_date = ? AND status = 'failed'",
+                (guild_id, day),
+            )
+        return changed == 1
+
+    async def mark_digest_posted(
+        self, guild_id: int, local_date: date | str, message_id: int | None, now: datetime
+    ) -> None:
+        """Record that the claimed digest is done; StoreError if it was not claimed.
+
+        ``message_id`` None: the day is done without a post (nothing new to tell).
+        """
+        await self._finish_digest(
+            guild_id,
+            local_date,
+            "status = 'posted', posted_at = ?, message_id = ?, error = NULL",
+            (iso(now), message_id),
+        )
+
+    async def mark_digest_failed(
+        self, guild_id: int, local_date: date | str, error: str, now: datetime
+    ) -> None:
+        """Record that posting the claimed digest failed; it may be claimed again."""
+        await self._finish_digest(
+            guild_id, local_date, "status = 'failed', failed_at = ?, error = ?", (iso(now), error)
+        )
+
+    async def _finish_digest(
+        self, guild_id: int, local_date: date | str, assignments: str, params: tuple[Any, ...]
+    ) -> None:
+        day = _local_date(local_date)
+        async with self.session("recording a digest", write=True) as db:
+            changed = await db.execute(
+                f"UPDATE digest_log SET {assignments}"
+                " WHERE guild_id = ? AND local_date = ? AND status = 'claimed'",
+                (*params, guild_id, day),
+            )
+        if changed != 1:
+            raise StoreError(f"no claimed digest for guild {guild_id} on {day}")
+
+    async def last_digest(self, guild_id: int, *, posted_only: bool = False) -> DigestRecord | None:
+        """The guild's latest digest-log row by local date (only 'posted' ones if asked)."""
+        status = " AND status = 'posted'" if posted_only else ""
+        async with self.session("reading the digest log", atomic=False) as db:
+            rows = await db.fetch(
+                "SELECT guild_id, local_date, status, claimed_at, posted_at, failed_at,"
+                " message_id, attempts, error FROM digest_log"
+                f" WHERE guild_id = ?{status} ORDER BY local_date DESC LIMIT 1",
+                (guild_id,),
+            )
+        if not rows:
+            return None
+        guild, day, state, claimed, posted, failed, message, attempts, error = rows[0]
+        return DigestRecord(
+            guild_id=guild,
+            local_date=day,
+            status=state,
+            claimed_at=_dt(claimed),
+            posted_at=_dt(posted) if posted is not None else None,
+            failed_at=_dt(failed) if failed is not None else None,
+            message_id=message,
+            attempts=attempts,
+            error=error,
+        )
+
+    # --- saved searches -------------------------------------------------------------------------
+
+    async def save_search(
+        self, user_id: int, query: str, urls: Sequence[str], now: datetime
+    ) -> int:
+        """Keep a /news answer's hits for its buttons; returns the id the buttons carry."""
+        async with self.session("saving a search", write=True) as db:
+            # Pruning here keeps the table small without a job of its own; the index makes a
+            # prune with nothing to delete a single seek.
+            await db.execute(
+                "DELETE FROM searches WHERE created_at < ?", (iso(now - SEARCH_RETENTION),)
+            )
+            search_id = await db.fetchval(
+                "INSERT INTO searches (user_id, query, urls, created_at) VALUES (?, ?, ?, ?)"
+                " RETURNING id",
+                (user_id, query, json.dumps(list(urls)), iso(now)),
+            )
+        return int(search_id)
+
+    async def load_search(self, search_id: int) -> SavedSearch | None:
+        """The saved search, or None when it expired (or never existed)."""
+        if not 0 < search_id < 2**63:
+            # Ids come from button custom_ids, which a client can forge: one the database
+            # cannot even hold is simply not a saved search.
+            return None
+        async with self.session("reading a saved search", atomic=False) as db:
+            rows = await db.fetch(
+                "SELECT id, user_id, query, urls, created_at FROM searches WHERE id = ?",
+                (search_id,),
+            )
+        if not rows:
+            return None
+        row_id, user_id, query, urls, created = rows[0]
+        return SavedSearch(row_id, user_id, query, tuple(json.loads(urls)), _dt(created))
+
+    # --- copying a whole database (newsbot migrate) ---------------------------------------------
+
+    async def holds_data(self) -> list[str]:
+        """The tables that hold rows (a copy refuses such a target unless told to replace)."""
+        async with self.session("looking for existing data") as db:
+            return [
+                table
+                for table in TABLES
+                if await db.fetchval(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1) t")
+            ]
+
+    async def export_rows(self) -> AsyncIterator[tuple[str, tuple[str, ...], list[Any]]]:
+        """Every table's rows, in one snapshot: (table, columns, rows)."""
+        async with self.session("reading the database to copy") as db:
+            for table, columns in TABLES.items():
+                rows = await db.fetch(f"SELECT {', '.join(columns)} FROM {table}")
+                yield table, columns, [tuple(row) for row in rows]
+            generation = await db.fetchval("SELECT generation FROM corpus_state WHERE id = 1")
+        yield "corpus_state", ("generation",), [(int(generation),)]
+
+    async def import_rows(
+        self,
+        tables: AsyncIterator[tuple[str, tuple[str, ...], list[Any]]],
+        *,
+        replace: bool,
+        now: datetime,
+    ) -> dict[str, int]:
+        """Write what :meth:`export_rows` produced, in one transaction; counts per table.
+
+        ``replace`` empties every table first; otherwise a table that holds rows is refused.
+        The corpus generation moves past both databases' so every process refreshes.
+        """
+        counts: dict[str, int] = {}
+        async with self.session(f"{self.label}: copying into the database", write=True) as db:
+            if replace:
+                for table in reversed(list(TABLES)):
+                    await db.execute(f"DELETE FROM {table}")
+            source_generation = 0
+            async for table, columns, rows in tables:
+                if table == "corpus_state":
+                    source_generation = int(rows[0][0])
+                    continue
+                marks = ", ".join("?" * len(columns))
+                await db.executemany(
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
+                )
+                counts[table] = len(rows)
+            current = int(await db.fetchval("SELECT generation FROM corpus_state WHERE id = 1"))
+            generation = max(current, source_generation) + 1
+            await db.execute(
+                "UPDATE corpus_state SET generation = ?, changed_at = ? WHERE id = 1",
+                (generation, iso(now)),
+            )
+            await self._after_import(db)
+            await self._announce_generation(db, generation)
+        return counts
+
+    async def _after_import(self, db: Session) -> None:  # noqa: B027
+        """Backend fix-ups after rows were copied in with their ids (PostgreSQL's sequence)."""
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def wall_clock() -> datetime:
+    """Real time, for liveness (heartbeats): never the digest's injectable clock."""
+    return datetime.now(UTC)
+
+
+def article_queries(where: str) -> tuple[str, str, str]:
+    join = f"JOIN articles a ON a.url = x.url {where}" if where else ""
+    return (
+        "SELECT url, title, excerpt, published, provider, provider_domain, provider_icon,"
+        f" image_url, quality, kind FROM articles a {where}",
+        f"SELECT x.url, x.topic FROM article_topics x {join} ORDER BY x.url, x.position",
+        "SELECT x.url, x.title, x.link_url, x.provider, x.provider_domain, x.published,"
+        f" x.excerpt, x.image_url FROM related_links x {join} ORDER BY x.url, x.position",
+    )
+
+
+def hydrate(
+    rows: Sequence[Any], topic_rows: Sequence[Any], related_rows: Sequence[Any]
+) -> list[Article]:
+    """Rows of the three article queries -> Articles, newest published first, ties by URL."""
+    topics: dict[str, list[str]] = {}
+    for url, topic in topic_rows:
+        topics.setdefault(url, []).append(topic)
+    related: dict[str, list[RelatedLink]] = {}
+    for url, title, link_url, provider, domain, published, excerpt, image in related_rows:
+        related.setdefault(url, []).append(
+            RelatedLink(
+                title=title,
+                url=link_url,
+                provider=provider,
+                provider_domain=domain,
+                published=_dt(published) if published is not None else None,
+                excerpt=excerpt,
+                image_url=image,
+            )
+        )
+    # Sorted here: the database would copy every row, excerpts and all, into a temporary tree.
+    ordered = sorted(rows, key=itemgetter(0))
+    ordered.sort(key=itemgetter(3), reverse=True)  # stable: newest first, ties by URL
+    return [
+        Article(
+            url=url,
+            title=title,
+            excerpt=excerpt,
+            published=_dt(published),
+            provider=provider,
+            provider_domain=domain,
+            provider_icon=icon,
+            image_url=image,
+            quality=quality,
+            kind=kind,
+            topics=tuple(topics.get(url, ())),
+            related=tuple(related.get(url, ())),
+        )
+        for url, title, excerpt, published, provider, domain, icon, image, quality, kind in ordered
+    ]
+
+
+def iso(value: datetime) -> str:
+    """An aware datetime -> fixed-width ISO text in UTC (text order == time order)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: pass an aware one")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+# Everything is stored by iso(), in UTC with an explicit offset, so no conversion is needed
+# back; this is on the hot path of reading the corpus (one call per article and related link).
+_dt = datetime.fromisoformat
+
+
+def _local_date(value: date | str) -> str:
+    if isinstance(value, datetime):
+        raise TypeError("local_date must be a date or 'YYYY-MM-DD', not a datetime")
+    if isinstance(value, date):
+        return value.isoformat()
+    return date.fromisoformat(value).isoformat()  # validates, normalises
+
+
+def _check_setting(key: str, value: Any) -> None:
+    if key not in _GUILD_SETTING_KEYS:
+        raise TypeError(f"unknown guild setting {key!r}; known: {', '.join(_GUILD_SETTING_KEYS)}")
+    if key == "digest_enabled":
+        if not isinstance(value, bool):
+            raise ValueError(f"digest_enabled must be True or False, not {value!r}")
+    elif value is None:
+        return
+    elif key == "digest_channel_id":
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"digest_channel_id must be a channel id, not {value!r}")
+    elif key == "digest_time":
+        if not isinstance(value, str) or not _HH_MM.fullmatch(value):
+            raise ValueError(f"digest_time must be 'HH:MM' (00:00 to 23:59), not {value!r}")
+    elif key == "digest_timezone":
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise ValueError(f"digest_timezone: unknown time zone {value!r}") from None
+
+
+def split_statements(script: str, complete: Any) -> Iterable[str]:
+    """Split a migration script into statements, ``complete(text)`` saying when one ends.
+
+    SQLite passes ``sqlite3.complete_statement``, which knows comments, quotes and trigger
+    bodies, so a ';' inside them does not end a statement.
+    """
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if complete(pending):
+            statement = pending.strip()
+            if statement.strip(";").strip() and not _only_comments(statement):
+                yield statement
+            pending = ""
+
+
+def _only_comments(statement: str) -> bool:
+    lines = (line.strip() for line in statement.rstrip(";").splitlines())
+    return all(not line or line.startswith("--") for line in lines)

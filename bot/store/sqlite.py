@@ -1,0 +1,349 @@
+"""SQLite: the embedded default. One file, WAL, one connection per process.
+
+* All access from one process goes through one aiosqlite connection and one
+  :class:`asyncio.Lock`, so a reader never sees half of another task's transaction and a write
+  from another task can never slip into the middle of a reload's transaction.
+* WAL lets other processes (a CLI ``newsbot load``, a second bot) read and write beside it;
+  ``BEGIN IMMEDIATE`` serialises writers, and a busy timeout makes them wait for each other.
+* Schema changes are the numbered scripts in :data:`MIGRATIONS`; ``PRAGMA user_version``
+  records how many have been applied. Each runs in its own ``BEGIN IMMEDIATE`` transaction
+  together with the version bump, so a crash mid-migration leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .base import CorpusSnapshot, Session, Store, StoreError, article_queries, hydrate
+from .base import split_statements as _split
+
+log = logging.getLogger(__name__)
+
+# How long a connection waits for another process's write lock before giving up.
+BUSY_TIMEOUT_MS = 5000
+
+# --- schema -----------------------------------------------------------------------------------
+
+_MIGRATION_1 = """
+-- One row per URL: the article as parsed from the seed file that won it (see bot.loader).
+CREATE TABLE articles (
+    url             TEXT PRIMARY KEY,
+    title           TEXT NOT NULL,
+    excerpt         TEXT NOT NULL,
+    published       TEXT NOT NULL,   -- ISO 8601, UTC
+    provider        TEXT NOT NULL,
+    provider_domain TEXT NOT NULL,
+    provider_icon   TEXT,
+    image_url       TEXT,
+    quality         REAL,
+    kind            TEXT NOT NULL,
+    first_seen      TEXT NOT NULL,   -- when this URL first entered the store; kept on updates
+    source_file     TEXT NOT NULL    -- seed_files.path of the file that provides it
+);
+-- The daily digest asks for "articles first seen since ...".
+CREATE INDEX articles_by_first_seen ON articles (first_seen);
+
+CREATE TABLE article_topics (
+    url      TEXT NOT NULL REFERENCES articles (url) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    topic    TEXT NOT NULL,
+    PRIMARY KEY (url, position)
+) WITHOUT ROWID;
+
+CREATE TABLE related_links (
+    url             TEXT NOT NULL REFERENCES articles (url) ON DELETE CASCADE,
+    position        INTEGER NOT NULL,
+    title           TEXT NOT NULL,
+    link_url        TEXT NOT NULL,
+    provider        TEXT NOT NULL,
+    provider_domain TEXT NOT NULL,
+    published       TEXT,            -- ISO 8601, UTC, or NULL when the item had no usable date
+    excerpt         TEXT NOT NULL,
+    image_url       TEXT,
+    PRIMARY KEY (url, position)
+) WITHOUT ROWID;  -- clustered by article: reading the corpus reads it in key order
+
+-- Bookkeeping for incremental reloads: one row per seed file seen.
+CREATE TABLE seed_files (
+    path     TEXT PRIMARY KEY,       -- absolute, resolved
+    folder   TEXT,                   -- the folder it was loaded from; NULL if given directly
+    size     INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256   TEXT,                   -- NULL when the file was never read (too big, unreadable)
+    url      TEXT,                   -- the URL the file holds (it may have lost it to a duplicate)
+    error    TEXT,                   -- why the file was rejected (str(SeedError)), else NULL
+    CHECK (url IS NULL OR error IS NULL)
+);
+"""
+
+_MIGRATION_2 = """
+CREATE TABLE guild_settings (
+    guild_id          INTEGER PRIMARY KEY,
+    digest_channel_id INTEGER,
+    digest_time       TEXT CHECK (digest_time GLOB '[0-2][0-9]:[0-5][0-9]'),  -- 'HH:MM'
+    digest_timezone   TEXT,          -- IANA name, e.g. 'Europe/Paris'
+    digest_enabled    INTEGER NOT NULL DEFAULT 0 CHECK (digest_enabled IN (0, 1)),
+    updated_at        TEXT NOT NULL
+);
+
+-- One row per guild and local day: the claim that makes a day's digest post at most once.
+CREATE TABLE digest_log (
+    guild_id   INTEGER NOT NULL,
+    local_date TEXT NOT NULL CHECK (local_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
+    status     TEXT NOT NULL CHECK (status IN ('claimed', 'posted', 'failed')),
+    claimed_at TEXT NOT NULL,
+    posted_at  TEXT,
+    failed_at  TEXT,
+    message_id INTEGER,
+    attempts   INTEGER NOT NULL DEFAULT 1,
+    error      TEXT,
+    PRIMARY KEY (guild_id, local_date)
+);
+"""
+
+_MIGRATION_3 = """
+-- A /news answer's hits, so its buttons still page after a restart: the button's custom_id
+-- holds only the id (Discord allows 100 characters; a query may be longer).
+CREATE TABLE searches (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id    INTEGER NOT NULL,   -- who asked: only they may page
+    query      TEXT NOT NULL,
+    urls       TEXT NOT NULL,      -- JSON array of the hits' URLs, best first
+    created_at TEXT NOT NULL
+);
+CREATE INDEX searches_by_created_at ON searches (created_at);
+"""
+
+_MIGRATION_4 = """
+-- The corpus generation: bumped by every reload that changes an article, so every process
+-- (bots, the CLI) can tell whether its index is current, and a reload plan whether it is stale.
+CREATE TABLE corpus_state (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    generation INTEGER NOT NULL,
+    changed_at TEXT
+);
+INSERT INTO corpus_state (id, generation) VALUES (1, 1);
+
+-- Each running process beats here; a claim whose holder stopped beating is taken over.
+CREATE TABLE workers (
+    holder     TEXT PRIMARY KEY,    -- host:pid:random, as Store.holder
+    role       TEXT NOT NULL,       -- 'bot', 'load'
+    started_at TEXT NOT NULL,
+    beat_at    TEXT NOT NULL
+);
+
+-- Jobs one process at a time may run (the reload): the row names who runs it.
+CREATE TABLE leases (
+    name     TEXT PRIMARY KEY,
+    holder   TEXT NOT NULL,
+    taken_at TEXT NOT NULL
+);
+
+-- Who claimed a digest day: a claim of a holder that died is taken over within a minute.
+ALTER TABLE digest_log ADD COLUMN holder TEXT;
+"""
+
+#: Schema scripts; ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
+#: Append only: never edit a script that has shipped.
+MIGRATIONS: tuple[str, ...] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class _SQLiteSession:
+    """The store's one connection, used while holding the store's lock."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cursor = await self._db.execute(sql, params)
+        return cursor.rowcount
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self._db.executemany(sql, rows)
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        return list(await self._db.execute_fetchall(sql, params))
+
+    async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = await self.fetch(sql, params)
+        return rows[0][0] if rows else None
+
+
+class SQLiteStore(Store):
+    """A newsbot database in one SQLite file."""
+
+    backend = "sqlite"
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        # Private: SQLiteStore.connect configures and migrates the connection first.
+        super().__init__()
+        self._db = db
+        self.path = path
+        self.label = str(path)
+        self._lock = asyncio.Lock()
+        self._session = _SQLiteSession(db)
+
+    @classmethod
+    async def connect(cls, path: Path) -> SQLiteStore:
+        """Open (creating folder and file if needed) and migrate the database at ``path``."""
+        path = path.expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create its folder ({exc.strerror or exc})") from exc
+        try:
+            # Opened once synchronously first: a path SQLite cannot open fails here, before
+            # aiosqlite starts its worker thread (which it would leave behind on that failure).
+            sqlite3.connect(path).close()
+            # isolation_level=None: no implicit transactions; every BEGIN/COMMIT here is explicit.
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open ({exc})") from exc
+        store = cls(db, path)
+        try:
+            await store._configure()
+            await store._migrate()
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _configure(self) -> None:
+        try:
+            # Reading the schema is the first thing that touches the file, so a file that is not
+            # SQLite at all ("file is not a database") fails here with a clear message.
+            await self._db.execute_fetchall("SELECT count(*) FROM sqlite_master")
+            await self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # WAL: readers (the bot) never block on the writer (a reload) and vice versa.
+            await self._enable_wal()
+            # NORMAL is durable across application crashes in WAL mode; only an OS crash can lose
+            # the last commits, which a reload can redo.
+            await self._db.execute("PRAGMA synchronous = NORMAL")
+            await self._db.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.OperationalError as exc:  # locked, read-only, I/O...: a real database
+            raise StoreError(f"{self.path}: cannot open ({exc})") from exc
+        except sqlite3.DatabaseError as exc:  # "file is not a database"
+            raise StoreError(f"{self.path}: not a newsbot database ({exc})") from exc
+
+    async def _enable_wal(self) -> None:
+        """``PRAGMA journal_mode = WAL``, retried while another connection holds the file.
+
+        Switching a file to WAL takes an exclusive lock for a moment, and SQLite answers that
+        request with "database is locked" at once instead of calling the busy handler: two
+        processes opening a brand-new database together failed here. WAL is recorded in the
+        file, so once any connection has switched it the others' pragma is a no-op.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                await self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(0.01)
+
+    async def _migrate(self) -> None:
+        # Checked outside a transaction first, so opening an up-to-date (or read-only) database
+        # never asks for the write lock.
+        version = await self._version()
+        while version < SCHEMA_VERSION:
+            async with self.session(f"{self.path}: migrating the schema", write=True) as db:
+                # Read again under the write lock: another process may have just migrated it.
+                version = int(await db.fetchval("PRAGMA user_version"))
+                if version < SCHEMA_VERSION:
+                    if version == 0:
+                        await self._refuse_foreign_database(db)
+                    log.info("%s: migrating schema %d -> %d", self.path, version, version + 1)
+                    for statement in _split(MIGRATIONS[version], sqlite3.complete_statement):
+                        await db.execute(statement)
+                    version += 1
+                    await db.execute(f"PRAGMA user_version = {version}")
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: database schema version {version} is newer than this "
+                f"newsbot knows ({SCHEMA_VERSION}); upgrade newsbot"
+            )
+
+    async def _version(self) -> int:
+        rows = await self._db.execute_fetchall("PRAGMA user_version")
+        return int(next(iter(rows))[0])
+
+    async def _refuse_foreign_database(self, db: Session) -> None:
+        rows = await db.fetch(
+            "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+        if rows:
+            names = ", ".join(row[0] for row in rows[:5])
+            raise StoreError(
+                f"{self.path}: not a newsbot database (no schema version, but it has: {names})"
+            )
+
+    @asynccontextmanager
+    async def session(
+        self, what: str, *, write: bool = False, atomic: bool = True
+    ) -> AsyncIterator[Session]:
+        async with self._lock:
+            if not (write or atomic):
+                try:
+                    yield self._session
+                except sqlite3.DatabaseError as exc:
+                    raise StoreError(f"{what} failed: {exc}") from exc
+                return
+            try:
+                # BEGIN inside the try: if we are cancelled while it is queued, it still runs in
+                # the connection's thread, and the rollback below (queued after it) closes it.
+                await self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield self._session
+                await self._db.execute("COMMIT")
+            except BaseException as exc:
+                # Connection.rollback() is a no-op when no transaction is open (SQLITE_FULL and
+                # a few others roll back by themselves).
+                with contextlib.suppress(sqlite3.Error):
+                    await self._db.rollback()
+                if isinstance(exc, sqlite3.DatabaseError):
+                    unchanged = ", nothing was changed" if write else ""
+                    raise StoreError(f"{what} failed{unchanged}: {exc}") from exc
+                raise
+
+    async def schema_version(self) -> int:
+        async with self._lock:
+            return await self._version()
+
+    async def corpus_snapshot(self) -> CorpusSnapshot:
+        # Reading every article back takes a while at scale: it runs in a worker thread on a
+        # connection of its own, without the store's lock, so /news keeps answering meanwhile
+        # (WAL lets this reader and the bot's connection work side by side).
+        return await asyncio.to_thread(self.read_snapshot_blocking)
+
+    def read_snapshot_blocking(self) -> CorpusSnapshot:
+        # as_uri() percent-encodes the path: a '#' or '?' in it must not change which file opens.
+        db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute("BEGIN")  # one snapshot for the generation and the three queries
+            generation = db.execute("SELECT generation FROM corpus_state WHERE id = 1").fetchone()
+            results = [db.execute(sql).fetchall() for sql in article_queries("")]
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: reading articles failed: {exc}") from exc
+        finally:
+            db.close()
+        return CorpusSnapshot(int(generation[0]), hydrate(*results))
