@@ -69,15 +69,25 @@ class DiscordConfig:
     gateway_url: str = "wss://gateway.discord.gg"
     # Run an AutoShardedBot with this many shards (Discord requires it above 2,500 guilds).
     shard_count: int | None = None
+    # Run only these shards of shard_count in this process (the others run elsewhere, e.g.
+    # started by `newsbot cluster`); empty: all of them.
+    shard_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
     seeds_dir: Path = Path("seeds")
-    database: Path = Path("newsbot.sqlite3")
+    # A SQLite file, or a postgresql:// URL shared by several processes.
+    database: Path | str = Path("newsbot.sqlite3")
     # Seed files larger than this are rejected unread.
     max_seed_bytes: int = DEFAULT_MAX_BYTES
     log_level: str = "INFO"
+    # How often a running bot checks whether the collection changed in the database (another
+    # process's load or reload); PostgreSQL also tells it at once.
+    refresh_seconds: float = 2.0
+    # A claim (a digest being posted, a reload) whose process stopped beating its heartbeat
+    # for this long is taken over by another process.
+    claim_timeout_seconds: float = 45.0
     search: SearchConfig = field(default_factory=SearchConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
     discord: DiscordConfig = field(default_factory=DiscordConfig)
@@ -114,9 +124,18 @@ def load_config(path: Path | str | None = None) -> Config:
     # Paths written in the file are relative to the file; untouched defaults stay as they are.
     changes: dict[str, Any] = {"source": path}
     for key in ("seeds_dir", "database"):
-        if key in raw and not getattr(config, key).is_absolute():
-            changes[key] = base / getattr(config, key)
+        value = getattr(config, key)
+        if key in raw and isinstance(value, Path) and not value.is_absolute():
+            changes[key] = base / value
     return dataclasses.replace(config, **changes)
+
+
+def database_target(text: str) -> Path | str:
+    """A ``database`` value: a ``postgresql://`` URL stays text, anything else is a path."""
+    text = text.strip()
+    if text.startswith(("postgresql://", "postgres://")):
+        return text
+    return Path(text)
 
 
 def _build(cls: type, raw: dict[Any, Any], path: Path, prefix: str) -> Any:
@@ -150,6 +169,10 @@ def _coerce(value: Any, expected: Any, path: Path, key: str) -> Any:
     if origin in (types.UnionType, typing.Union):
         if value is None and type(None) in args:
             return None
+        if set(args) == {Path, str}:  # the database: a file, or a server's URL
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{path}: '{key}' must be a path or a postgresql:// URL")
+            return database_target(value)
         inner = next(a for a in args if a is not type(None))
         return _coerce(value, inner, path, key)
     if expected is Path:
@@ -205,6 +228,10 @@ def _validate(instance: Any, path: Path, prefix: str) -> None:
     if isinstance(instance, Config):
         if instance.max_seed_bytes <= 0:
             raise bad("max_seed_bytes", "must be positive")
+        if not 0.1 <= instance.refresh_seconds <= 3600:
+            raise bad("refresh_seconds", "must be between 0.1 and 3600")
+        if not 1 <= instance.claim_timeout_seconds <= 3600:
+            raise bad("claim_timeout_seconds", "must be between 1 and 3600")
         if instance.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise bad("log_level", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
     elif isinstance(instance, SearchConfig):
@@ -236,3 +263,15 @@ def _validate(instance: Any, path: Path, prefix: str) -> None:
                 raise bad(key, f"must be a URL, not {value!r}")
         if instance.shard_count is not None and instance.shard_count < 1:
             raise bad("shard_count", "must be at least 1")
+        if instance.shard_ids:
+            if instance.shard_count is None:
+                raise bad("shard_ids", "needs discord.shard_count (the total number of shards)")
+            wrong = [i for i in instance.shard_ids if not 0 <= i < instance.shard_count]
+            if wrong:
+                raise bad(
+                    "shard_ids",
+                    f"must be between 0 and {instance.shard_count - 1} (shard_count - 1),"
+                    f" not {wrong[0]}",
+                )
+            if len(set(instance.shard_ids)) != len(instance.shard_ids):
+                raise bad("shard_ids", "lists a shard twice")

@@ -1,30 +1,49 @@
-"""The library: the store plus the search index built from it.
+"""The library: the store plus the search index built from what it holds.
 
-The CLI and the Discord bot share this one object. A reload runs the incremental, atomic loader
-and then builds a *new* index off the event loop and swaps the reference in one assignment, so
-a query running meanwhile is answered from the old corpus or the new one, never a mix.
+The CLI and the Discord bot share this one object. The database is the one truth: the index
+records the corpus *generation* it was built from, and whenever the database's generation
+differs (a reload here, a ``newsbot load`` or another bot process there) a new index is built
+off the event loop and swapped in with one assignment, so a query sees the old corpus or the
+new one, never a mix.
+
+A long-running process (the bot) calls :meth:`Library.watch`, which notices another process's
+change within ``refresh_seconds`` (at once under PostgreSQL, which notifies), and keeps its
+heartbeat in the database so that its claims are taken over if it dies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .config import Config
 from .loader import LoadReport, load_seeds
 from .search import SearchIndex
-from .store import Store
+from .store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
 # Seconds a thread may hold the GIL while another waits for it, during a reload (default 0.005).
 RELOAD_SWITCH_INTERVAL = 0.0005
+#: The lease that makes reloads one at a time across every process sharing the database.
+RELOAD_LEASE = "reload"
+# How often a waiting `newsbot load` looks whether the other process's reload has finished.
+LEASE_POLL_SECONDS = 0.25
+
+
+class ReloadBusy(Exception):
+    """Another process is reloading the collection right now; ``holder`` names it."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(f"a reload is already running ({holder})")
+        self.holder = holder
 
 
 @contextmanager
@@ -43,10 +62,6 @@ def _event_loop_first() -> Iterator[None]:
         sys.setswitchinterval(previous)
 
 
-def _build_index(store: Store) -> SearchIndex:
-    return SearchIndex.build(store.read_all_articles_blocking())
-
-
 class Library:
     def __init__(
         self,
@@ -61,12 +76,14 @@ class Library:
         # When articles were first seen matters to the digest; tests move this clock.
         self.clock = clock or (lambda: datetime.now(UTC))
         self.index = SearchIndex.build([])
+        #: The corpus generation the index was built from (0: none yet).
+        self.index_generation = 0
         self._searchable = searchable
-        # Set while the store may hold what the index does not (a reload wrote, and the rebuild
-        # has not finished): the next reload rebuilds even if it changes nothing itself.
-        self._index_stale = False
-        # One reload at a time: a second /seeds reload waits for the first instead of racing it.
+        # One reload at a time in this process; the database lease covers the others.
         self._reload_lock = asyncio.Lock()
+        # One index refresh at a time: a reload and the watcher may both notice a change.
+        self._refresh_lock = asyncio.Lock()
+        store.holder_timeout = timedelta(seconds=config.claim_timeout_seconds)
 
     @classmethod
     @asynccontextmanager
@@ -76,61 +93,137 @@ class Library:
         *,
         clock: Callable[[], datetime] | None = None,
         searchable: bool = True,
+        role: str | None = None,
     ) -> AsyncIterator[Library]:
         """Open the store and build the index from what it holds (no seed loading here).
 
         ``searchable=False`` (``newsbot load``) skips the index altogether: building it would
-        cost more than a no-change reload itself.
+        cost more than a no-change reload itself. ``role`` ('bot', 'load') makes this process
+        beat a heartbeat in the database while open, so its claims stay its own.
         """
         store = await Store.open(config.database)
+        heart: asyncio.Task[None] | None = None
         try:
             library = cls(store, config, clock=clock, searchable=searchable)
+            if role is not None:
+                await store.heartbeat(role=role)
+                heart = asyncio.create_task(library._beat(role), name="newsbot-heartbeat")
             if searchable:
                 await library.refresh_index()
             yield library
         finally:
+            if heart is not None:
+                heart.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heart
+                with contextlib.suppress(StoreError):
+                    await store.retire()  # our claims may be taken over at once
             await store.close()
 
     @property
     def reloading(self) -> bool:
         return self._reload_lock.locked()
 
+    # --- keeping the index in step with the database --------------------------------------------
+
     async def refresh_index(self) -> None:
-        # Reading every article back and indexing them takes a while at scale: all of it runs in
-        # a worker thread on a connection of its own, so the event loop keeps answering.
-        index = await asyncio.to_thread(_build_index, self.store)
-        self.index = index  # the swap: one reference assignment
-        # The corpus lives until the next reload: keep the cyclic garbage collector from
-        # walking its hundreds of thousands of objects again and again (pauses of 50-90 ms at
-        # 10k articles otherwise). The old corpus is freed by reference counting; unfreezing
-        # first lets this collection reclaim cycles that were alive at the previous freeze.
-        gc.unfreeze()
-        gc.collect()
-        gc.freeze()
-        log.info("serving %d articles", len(index))
+        """Build an index of what the database holds now and swap it in."""
+        async with self._refresh_lock:
+            snapshot = await self.store.corpus_snapshot()
+            index = await asyncio.to_thread(SearchIndex.build, snapshot.articles)
+            self.index = index  # the swap: one reference assignment
+            self.index_generation = snapshot.generation
+            # The corpus lives until the next refresh: keep the cyclic garbage collector from
+            # walking its hundreds of thousands of objects again and again (pauses of 50-90 ms
+            # at 10k articles otherwise). The old corpus is freed by reference counting;
+            # unfreezing first lets this collection reclaim cycles alive at the last freeze.
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+        log.info("serving %d articles (generation %d)", len(index), snapshot.generation)
+
+    async def sync_index(self) -> bool:
+        """Refresh the index if the database's corpus moved on; True if it did."""
+        if not self._searchable:
+            return False
+        if await self.store.corpus_generation() == self.index_generation:
+            return False
+        with _event_loop_first():
+            await self.refresh_index()
+        return True
+
+    async def watch(self) -> None:
+        """Follow the database's corpus forever (the bot runs this as a task).
+
+        Never raises: a database that is away for a while is logged and tried again.
+        """
+        interval = self.config.refresh_seconds
+        while True:
+            try:
+                await self.store.wait_for_corpus_change(interval)
+                if await self.sync_index():
+                    log.info("the collection changed in the database: index refreshed")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not follow the collection's changes; trying again")
+                await asyncio.sleep(interval)
+
+    async def _beat(self, role: str) -> None:
+        every = self.config.claim_timeout_seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.store.heartbeat(role=role)
+            except StoreError as exc:
+                log.warning("could not record the heartbeat: %s", exc)
+
+    # --- reloads --------------------------------------------------------------------------------
 
     async def reload(
         self,
         paths: Sequence[Path] | None = None,
         *,
         progress: Callable[[int, int], None] | None = None,
+        wait: bool = True,
     ) -> LoadReport:
-        """Load ``paths`` (default: the configured seeds folder) and swap in the new index."""
+        """Load ``paths`` (default: the configured seeds folder); then serve what the database
+        holds.
+
+        One reload at a time across every process: with ``wait`` this waits for another
+        process's reload to end; without, it raises :class:`ReloadBusy`.
+        """
         async with self._reload_lock:
-            with _event_loop_first():
-                report = await load_seeds(
-                    self.store,
-                    list(paths) if paths else [self.config.seeds_dir],
-                    max_bytes=self.config.max_seed_bytes,
-                    now=self.clock(),
-                    progress=progress,
-                )
-                if report.articles_changed:
-                    self._index_stale = True  # cleared only once a rebuild has succeeded
-                if self._searchable and (self._index_stale or not len(self.index)):
-                    await self.refresh_index()
-                    self._index_stale = False
-                return report
+            await self._take_reload_lease(wait=wait)
+            try:
+                with _event_loop_first():
+                    report = await load_seeds(
+                        self.store,
+                        list(paths) if paths else [self.config.seeds_dir],
+                        max_bytes=self.config.max_seed_bytes,
+                        now=self.clock(),
+                        progress=progress,
+                    )
+            finally:
+                with contextlib.suppress(StoreError):
+                    await self.store.release_lease(RELOAD_LEASE)
+            # Whatever this load changed or not, the index now follows the database: another
+            # process may have changed it since this one last looked.
+            await self.sync_index()
+            return report
+
+    async def _take_reload_lease(self, *, wait: bool) -> None:
+        announced = False
+        while True:
+            holder = await self.store.take_lease(RELOAD_LEASE, now=datetime.now(UTC))
+            if holder is None:
+                return
+            if not wait:
+                raise ReloadBusy(holder)
+            if not announced:
+                log.info("another process is reloading (%s); waiting for it", holder)
+                announced = True
+            await asyncio.sleep(LEASE_POLL_SECONDS)
 
     async def ensure_loaded(self) -> None:
         """On first use (an empty database) load the configured seeds folder."""

@@ -93,7 +93,7 @@ def run_bot(config: Config) -> int:
 async def serve(config: Config, token: str) -> None:
     from .client import make_bot
 
-    async with Library.open(config) as library:
+    async with Library.open(config, role="bot") as library:
         await library.reload()  # the loader logs the report, rejected files included
         async with make_bot(library, config) as bot:
             # A service manager stops us with SIGTERM: close the gateway session and the store

@@ -1,14 +1,14 @@
-"""The library: the index served always matches what the store holds after a reload."""
+"""The library: the index served always matches what the database holds, whoever changed it."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
-from bot.articles import Article
-from bot.library import Library
-from bot.store import StoreError
+from bot.library import Library, ReloadBusy
+from bot.store import CorpusSnapshot, StoreError
 from tests.botharness import make_config
 
 
@@ -54,17 +54,17 @@ async def test_a_failed_rebuild_is_retried_by_the_next_reload(
     async with Library.open(config) as library:
         await library.reload()
         sorted(Path(config.seeds_dir).glob("*.md"))[0].unlink()
-        real = library.store.read_all_articles_blocking
+        real = library.store.corpus_snapshot
         calls = 0
 
-        def fails_once() -> list[Article]:
+        async def fails_once() -> CorpusSnapshot:
             nonlocal calls
             calls += 1
             if calls == 1:
                 raise StoreError("reading articles failed: disk I/O error")
-            return real()
+            return await real()
 
-        monkeypatch.setattr(library.store, "read_all_articles_blocking", fails_once)
+        monkeypatch.setattr(library.store, "corpus_snapshot", fails_once)
         with pytest.raises(StoreError):
             await library.reload()  # the store changed; the index could not follow
         assert len(library.index) == 5  # the old corpus is still served meanwhile
@@ -72,3 +72,79 @@ async def test_a_failed_rebuild_is_retried_by_the_next_reload(
         report = await library.reload()  # nothing changes on disk this time...
         assert not report.articles_changed
         assert len(library.index) == await library.store.count_articles() == 4  # ...yet rebuilt
+
+
+# --- several processes, one database ------------------------------------------------------------
+
+
+def _new_seed(folder: Path, title: str) -> Path:
+    seed = folder / "2026-01-01-new.md"
+    seed.write_text(
+        "---\n"
+        f"title: {title}\n"
+        "publishedDateTime: 2026-01-01T10:00:00Z\n"
+        "webUrl: https://example.org/new-story\n"
+        "---\n",
+        encoding="utf-8",
+    )
+    return seed
+
+
+async def test_another_processs_load_is_served_without_a_restart(
+    tmp_path: Path, database: Path | str
+) -> None:
+    config = make_config(tmp_path, database=database, refresh_seconds=0.1)
+    async with (
+        Library.open(config, role="bot") as bot,
+        Library.open(config, searchable=False, role="load") as cli,
+    ):
+        await bot.reload()
+        watcher = asyncio.create_task(bot.watch())
+        try:
+            assert not bot.index.search("zeppelin harbour")
+            _new_seed(Path(config.seeds_dir), "Zeppelin lands in the harbour")
+            report = await cli.reload()  # as `newsbot load` does, in another process
+            assert len(report.added) == 1
+            async with asyncio.timeout(5):
+                while not bot.index.search("zeppelin harbour"):
+                    await asyncio.sleep(0.02)
+            assert bot.index_generation == await bot.store.corpus_generation()
+            assert len(bot.index) == 6
+        finally:
+            watcher.cancel()
+
+
+async def test_a_reload_that_changes_nothing_still_serves_what_the_database_holds(
+    tmp_path: Path, database: Path | str
+) -> None:
+    # The bot's own reload finds nothing to do, but another process loaded a file meanwhile:
+    # the reply must not say "Now serving 5" while the database holds 6.
+    config = make_config(tmp_path, database=database)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    _new_seed(extra, "A story only the other process loaded")
+    async with Library.open(config) as bot, Library.open(config, searchable=False) as cli:
+        await bot.reload()
+        await cli.reload([extra])
+        report = await bot.reload()
+        assert report.added == report.updated == []
+        assert len(bot.index) == await bot.store.count_articles() == 6
+
+
+async def test_two_reloads_at_once_in_two_processes_run_one_at_a_time(
+    tmp_path: Path, database: Path | str
+) -> None:
+    config = make_config(tmp_path, database=database)
+    async with (
+        Library.open(config, role="bot") as first,
+        Library.open(config, role="bot") as second,
+    ):
+        assert await first.store.take_lease("reload", now=first.clock()) is None
+        with pytest.raises(ReloadBusy):
+            await second.reload(wait=False)  # /seeds reload is told one is running
+        waiting = asyncio.create_task(second.reload())  # `newsbot load` waits for it
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        await first.store.release_lease("reload")
+        report = await asyncio.wait_for(waiting, 10)
+        assert len(report.added) == 5
