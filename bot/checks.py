@@ -12,7 +12,7 @@ from typing import TypeVar
 import discord
 from discord import app_commands
 
-from .client import ModeratorOnly
+from .errors import ModeratorOnly
 
 T = TypeVar("T")
 

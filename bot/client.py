@@ -8,7 +8,10 @@ guilds (never in ``on_ready``, which runs again after every reconnect).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +21,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from .config import Config
+from .errors import handle_error
 from .library import Library
 
 log = logging.getLogger(__name__)
@@ -26,80 +30,45 @@ log = logging.getLogger(__name__)
 EXTENSIONS = ("bot.cogs.news", "bot.cogs.digest", "bot.cogs.seeds")
 
 
-class UserError(app_commands.AppCommandError):
-    """A mistake the user can fix; the message is shown to them (ephemerally) as it is."""
-
-
 class NewsTree(app_commands.CommandTree):
-    """One error handler for every command: users get a sentence, the log gets the traceback."""
+    """One error handler for every command: the policy of :mod:`bot.errors`."""
 
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
     ) -> None:
         command = interaction.command.qualified_name if interaction.command else "?"
-        if interaction_expired(error):
-            # Too late: the token is dead, so an apology would fail the same way. Not a bug in
-            # the command either (the answer was just slow), so a warning, not a traceback.
-            log.warning("/%s: %s", command, EXPIRED_NOTE)
-            return
-        message = describe_error(error)
-        if message is None:
-            log.error("/%s failed", command, exc_info=error)
-            message = "Sorry, something went wrong on our side. Please try again in a moment."
-        await reply_ephemeral(interaction, message)
+        await handle_error(interaction, error, what=f"/{command}")
 
 
-# Discord's "Unknown interaction": the interaction's token expired (3 s to answer) or was never
-# valid; nothing can be sent on it any more.
-UNKNOWN_INTERACTION = 10062
-EXPIRED_NOTE = "the interaction expired before the bot answered (Unknown interaction)"
+# Discord lets max_concurrency shards IDENTIFY in each window of this many seconds.
+IDENTIFY_WINDOW = 5.0
 
 
-def interaction_expired(error: BaseException) -> bool:
-    """True when ``error`` (or the error a command raised) is Discord's Unknown interaction."""
-    original = getattr(error, "original", error)  # CommandInvokeError wraps what was raised
-    return isinstance(original, discord.NotFound) and original.code == UNKNOWN_INTERACTION
+class IdentifyPacer:
+    """Discord's login rate: shards whose ``shard_id % max_concurrency`` match share a bucket,
+    and a bucket takes one IDENTIFY per window. discord.py sleeps a fixed 5 s before every
+    shard but the first, which starts 16 shards in 75 s where a large bot's buckets allow 5 s.
+    """
 
+    def __init__(
+        self,
+        max_concurrency: int = 1,
+        *,
+        window: float = IDENTIFY_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_concurrency = max(1, max_concurrency)
+        self.window = window
+        self._clock = clock
+        self._next: dict[int, float] = {}  # bucket -> earliest time of its next IDENTIFY
 
-def describe_error(error: Exception) -> str | None:
-    """The sentence a user should see for ``error``, or None for an unexpected failure."""
-    if isinstance(error, UserError):
-        return str(error)
-    if isinstance(error, app_commands.CommandNotFound):
-        # A command Discord still lists (a stale sync) that this bot no longer has: the user
-        # did nothing wrong and neither did the bot, so no traceback in the log either.
-        return "That command no longer exists here; Discord may take a moment to update the list."
-    if isinstance(error, app_commands.CommandOnCooldown):
-        return f"Slow down a little: try again in {error.retry_after:.1f} s."
-    if isinstance(error, app_commands.NoPrivateMessage):
-        return "This command works in a server, not in direct messages."
-    if isinstance(error, app_commands.MissingPermissions):
-        needed = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
-        return f"You need the {needed} permission to do that."
-    if isinstance(error, ModeratorOnly):
-        return str(error)
-    if isinstance(error, app_commands.CheckFailure):
-        return "You are not allowed to use this command here."
-    return None
-
-
-class ModeratorOnly(app_commands.CheckFailure):
-    def __init__(self) -> None:
-        super().__init__(
-            "Only moderators can do that: you need the Manage Server permission"
-            " or a moderator role."
-        )
-
-
-async def reply_ephemeral(interaction: discord.Interaction, message: str) -> None:
-    """Answer or follow up, whichever is still possible; never raise (the user may be gone)."""
-    try:
-        if interaction.response.is_done():
-            await interaction.followup.send(message, ephemeral=True)
-        else:
-            await interaction.response.send_message(message, ephemeral=True)
-    except discord.HTTPException as exc:
-        log.warning("could not tell the user about an error: %s", exc)
+    def delay(self, shard_id: int) -> float:
+        """Seconds to wait before ``shard_id`` may IDENTIFY; books that slot."""
+        bucket = shard_id % self.max_concurrency
+        now = self._clock()
+        start = max(now, self._next.get(bucket, now))
+        self._next[bucket] = start + self.window
+        return start - now
 
 
 class _NewsBotMixin:
@@ -121,9 +90,21 @@ class _NewsBotMixin:
         self.config = config
         # The time source, injectable so tests can move the digest clock.
         self.clock: Callable[[], datetime] = clock or _utcnow
+        # Follows the database's corpus (another process's load or reload); see Library.watch.
+        self._watcher: asyncio.Task[None] | None = None
+
+    def on_own_shard(self, guild_id: int) -> bool:
+        """Whether ``guild_id``'s events come to this process (Discord's shard formula)."""
+        bot: Any = self
+        count = bot.shard_count
+        if not count:
+            return True
+        ids = bot.shard_ids
+        return ids is None or (guild_id >> 22) % count in ids
 
     async def setup_hook(self) -> None:
         bot: Any = self
+        self._watcher = asyncio.create_task(self.library.watch(), name="newsbot-corpus-watch")
         for extension in EXTENSIONS:
             await bot.load_extension(extension)
         for guild_id in self.config.discord.guild_ids:
@@ -137,6 +118,14 @@ class _NewsBotMixin:
                 self.sync_failures[guild_id] = f"{exc.status} {exc.text}".strip()
             else:
                 log.info("synced %d commands to guild %s", len(synced), guild_id)
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        await super().close()  # type: ignore[misc]
 
     async def on_ready(self) -> None:
         bot: Any = self
@@ -162,13 +151,31 @@ class NewsBot(_NewsBotMixin, commands.Bot):
 class ShardedNewsBot(_NewsBotMixin, commands.AutoShardedBot):
     def __init__(self, library: Library, config: Config, **options: Any) -> None:
         options.setdefault("shard_count", config.discord.shard_count)
+        if config.discord.shard_ids:
+            options.setdefault("shard_ids", list(config.discord.shard_ids))
         super().__init__(library, config, **options)
+        self.identify_pacer = IdentifyPacer()
+
+    async def setup_hook(self) -> None:
+        # Discord says how many logins may run at once; read it before any shard connects.
+        try:
+            _shards, _url, limits = await self.http.get_bot_gateway()
+            self.identify_pacer.max_concurrency = max(1, int(limits["max_concurrency"]))
+        except (discord.HTTPException, KeyError, TypeError, ValueError) as exc:
+            log.warning("could not read Discord's login concurrency, assuming 1: %s", exc)
+        await super().setup_hook()
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        delay = self.identify_pacer.delay(shard_id or 0)
+        if delay > 0:
+            log.debug("shard %s waits %.1f s for its login slot", shard_id, delay)
+            await asyncio.sleep(delay)
 
 
 def make_bot(
     library: Library, config: Config, *, clock: Callable[[], datetime] | None = None, **options: Any
 ) -> NewsBot | ShardedNewsBot:
-    if config.discord.shard_count:
+    if config.discord.shard_count or config.discord.shard_ids:
         return ShardedNewsBot(library, config, clock=clock, **options)
     return NewsBot(library, config, clock=clock, **options)
 

@@ -24,7 +24,6 @@ from discord import app_commands
 from discord.ext import commands, tasks
 
 from ..checks import moderator_only
-from ..client import UserError
 from ..digest import (
     DigestSchedule,
     digest_nonce,
@@ -36,6 +35,7 @@ from ..digest import (
     select_digest,
 )
 from ..embeds import BRAND_COLOUR, digest_embed
+from ..errors import UserError
 
 if TYPE_CHECKING:
     from ..client import NewsBot

@@ -15,14 +15,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from ..client import (
-    EXPIRED_NOTE,
-    UserError,
-    describe_error,
-    interaction_expired,
-    reply_ephemeral,
-)
 from ..embeds import article_embed, no_hits_text, related_embed, truncate
+from ..errors import UserError, guarded
 from ..tokens import fold
 
 if TYPE_CHECKING:
@@ -195,7 +189,7 @@ class PageButton(
         return cls(int(match["search"]), match["direction"], int(match["page"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _guarded(interaction, self._show_page)
+        await guarded(interaction, self._show_page, what=f"button {self.custom_id}")
 
     async def _show_page(self, interaction: discord.Interaction) -> None:
         saved, page, article = await _saved_hit(interaction, self.search_id, self.page)
@@ -234,7 +228,7 @@ class RelatedButton(
         return cls(int(match["search"]), int(match["page"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _guarded(interaction, self._show_related)
+        await guarded(interaction, self._show_related, what=f"button {self.custom_id}")
 
     async def _show_related(self, interaction: discord.Interaction) -> None:
         # Anyone may look at the related stories: the answer is for their eyes only.
@@ -256,22 +250,6 @@ async def _saved_hit(
     if article is None:
         raise UserError("That story has been removed since; run `/news` again.")
     return saved, page, article
-
-
-async def _guarded(interaction: discord.Interaction, action: Any) -> None:
-    """Buttons bypass the command tree's error handler: same policy, applied here."""
-    try:
-        await action(interaction)
-    except Exception as exc:
-        if interaction_expired(exc):  # nothing can be sent on a dead token, not even an apology
-            custom_id = (interaction.data or {}).get("custom_id")  # type: ignore[call-overload]
-            log.warning("button %s: %s", custom_id, EXPIRED_NOTE)
-            return
-        message = describe_error(exc)
-        if message is None:
-            log.exception("button %s failed", interaction.data)
-            message = "Sorry, something went wrong on our side. Please try again in a moment."
-        await reply_ephemeral(interaction, message)
 
 
 async def setup(bot: NewsBot) -> None:
