@@ -1,6 +1,6 @@
 """The bot as it runs: the real discord.py client against the loopback fake Discord.
 
-Every test starts the real bot (library, seeds, SQLite file, cogs, command sync) and drives it
+Every test starts the real bot (library, seeds, database, cogs, command sync) and drives it
 with interactions over sockets; the assertions are on the JSON the bot sends.
 """
 
@@ -31,6 +31,9 @@ from tests.botharness import (
     running_bot,
 )
 from tests.fakediscord import EPHEMERAL, MANAGE_GUILD, PLAIN_MEMBER
+
+# Every test here runs against SQLite and against PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
 
 LIMITS = {"title": 256, "description": 4096, "field_name": 256, "field_value": 1024}
 
@@ -328,24 +331,30 @@ async def test_no_digest_when_nothing_is_new(tmp_path: Path) -> None:
         assert fields["Last digest"] == "2026-03-03: posted (nothing new, nothing posted)"
 
 
-async def test_digest_now_explains_a_day_whose_attempts_all_failed(tmp_path: Path) -> None:
+async def test_digest_now_posts_a_day_whose_automatic_attempts_all_failed(
+    tmp_path: Path,
+) -> None:
     clock = Clock(datetime(2026, 3, 1, 23, 0, tzinfo=UTC))  # 08:00 on Mar 2 in Tokyo
     async with running_bot(tmp_path, clock=clock, digest=digest_config()) as harness:
         assert harness.library is not None
         store = harness.library.store
         day = "2026-03-02"
-        for _ in range(3):  # three claims, three failures: the store's limit for a day
+        for _ in range(3):  # three claims, three failures: the scheduler's limit for a day
             assert await store.claim_digest(GUILD_ID, day, clock.now)
-            await store.mark_digest_failed(GUILD_ID, day, "Missing Permissions", clock.now)
+            await store.mark_digest_failed(GUILD_ID, day, "Discord answered 500", clock.now)
+        await harness.ticks(3)
+        assert await _digest_posts(harness) == []  # the scheduler gave up on the day...
         mod = {"user": MODERATOR, "permissions": PLAIN_MEMBER | MANAGE_GUILD}
         body = await harness.command("digest", "now", **mod)
         assert body["type"] == 5  # deferred
         followup = await harness.fake.wait_for_request(
             lambda r: r.method == "POST" and r.path.startswith("/webhooks/")
         )
-        assert followup.json["content"].startswith(
-            "Could not post today's digest after 3 attempts: Missing Permissions."
-        )
+        # ...but a moderator who asks gets it posted, once.
+        assert followup.json["content"].startswith("Posted: https://discord.com/channels/")
+        assert len(await _digest_posts(harness)) == 1
+        await harness.ticks(2)
+        assert len(await _digest_posts(harness)) == 1
 
 
 async def test_a_filter_that_leaves_nothing_says_so_and_shows_what_is_outside_it(

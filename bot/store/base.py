@@ -89,6 +89,7 @@ class DigestRecord:
     message_id: int | None
     attempts: int
     error: str | None
+    final: bool = False  # refused: not retried until the channel changes or a moderator asks
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +135,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     ),
     "digest_log": (
         "guild_id", "local_date", "status", "claimed_at", "posted_at", "failed_at", "message_id",
-        "attempts", "error", "holder",
+        "attempts", "error", "holder", "final",
     ),
     "searches": ("id", "user_id", "query", "urls", "created_at"),
 }  # fmt: skip
@@ -227,6 +228,14 @@ class Store(ABC):
         import asyncio
 
         await asyncio.sleep(timeout)
+
+    async def _serialize(self, db: Session, key: str) -> None:  # noqa: B027
+        """Make transactions that pass the same ``key`` run one after the other.
+
+        A claim decides from other rows (is the holder's heartbeat fresh?): those must be read
+        after the previous claimant committed. SQLite's writers are serial already;
+        PostgreSQL takes a transaction-scoped advisory lock.
+        """
 
     async def _announce_generation(self, db: Session, generation: int) -> None:  # noqa: B027
         """Inside the transaction that bumped the corpus generation (PostgreSQL notifies)."""
@@ -503,6 +512,7 @@ class Store(ABC):
         A lease whose holder stopped beating is taken over; this process's own is re-taken.
         """
         async with self.session(f"taking the {name} lease", write=True) as db:
+            await self._serialize(db, f"lease:{name}")
             # The taker beats too, so that its lease is not taken over at once even when it
             # runs no heartbeat task (a one-off CLI command).
             await self._beat(db, name)
@@ -551,6 +561,7 @@ class Store(ABC):
         """
         day = _local_date(local_date)
         async with self.session("claiming a digest", write=True) as db:
+            await self._serialize(db, f"digest:{guild_id}:{day}")
             await self._beat(db, "digest")  # a claimant is alive when it claims
             claimed = await db.execute(
                 "INSERT INTO digest_log (guild_id, local_date, status, claimed_at, attempts,"
@@ -558,7 +569,8 @@ class Store(ABC):
                 " ON CONFLICT (guild_id, local_date) DO UPDATE SET status = 'claimed',"
                 " claimed_at = excluded.claimed_at, holder = excluded.holder,"
                 " attempts = digest_log.attempts + 1, error = NULL"
-                " WHERE digest_log.attempts < ? AND (digest_log.status = 'failed'"
+                " WHERE digest_log.attempts < ? AND digest_log.final = 0"
+                " AND (digest_log.status = 'failed'"
                 "   OR (digest_log.status = 'claimed' AND (digest_log.claimed_at <= ? OR "
                 + self._silent_holder("digest_log.holder")
                 + ")))",
@@ -576,14 +588,15 @@ class Store(ABC):
         return claimed == 1
 
     async def grant_digest_attempt(self, guild_id: int, local_date: date | str) -> bool:
-        """A failed day may be tried once more (its channel was changed): True if one was given.
+        """A failed day may be tried again (its channel was changed, or a moderator asked):
+        True if it was failed.
 
         Only a 'failed' row changes: a day that is posted or being posted stays as it is.
         """
         day = _local_date(local_date)
         async with self.session("re-opening a digest", write=True) as db:
             changed = await db.execute(
-                "UPDATE digest_log SET attempts = 0"
+                "UPDATE digest_log SET attempts = 0, final = 0"
                 " WHERE guild_id = ? AND local_date = ? AND status = 'failed'",
                 (guild_id, day),
             )
@@ -604,11 +617,22 @@ class Store(ABC):
         )
 
     async def mark_digest_failed(
-        self, guild_id: int, local_date: date | str, error: str, now: datetime
+        self,
+        guild_id: int,
+        local_date: date | str,
+        error: str,
+        now: datetime,
+        *,
+        give_up: bool = False,
     ) -> None:
-        """Record that posting the claimed digest failed; it may be claimed again."""
+        """Record that posting the claimed digest failed; it may be claimed again, unless
+        ``give_up`` (the channel refused it): then only :meth:`grant_digest_attempt` reopens it.
+        """
         await self._finish_digest(
-            guild_id, local_date, "status = 'failed', failed_at = ?, error = ?", (iso(now), error)
+            guild_id,
+            local_date,
+            "status = 'failed', failed_at = ?, error = ?, final = ?",
+            (iso(now), error, int(give_up)),
         )
 
     async def _finish_digest(
@@ -630,13 +654,13 @@ class Store(ABC):
         async with self.session("reading the digest log", atomic=False) as db:
             rows = await db.fetch(
                 "SELECT guild_id, local_date, status, claimed_at, posted_at, failed_at,"
-                " message_id, attempts, error FROM digest_log"
+                " message_id, attempts, error, final FROM digest_log"
                 f" WHERE guild_id = ?{status} ORDER BY local_date DESC LIMIT 1",
                 (guild_id,),
             )
         if not rows:
             return None
-        guild, day, state, claimed, posted, failed, message, attempts, error = rows[0]
+        guild, day, state, claimed, posted, failed, message, attempts, error, final = rows[0]
         return DigestRecord(
             guild_id=guild,
             local_date=day,
@@ -647,6 +671,7 @@ class Store(ABC):
             message_id=message,
             attempts=attempts,
             error=error,
+            final=bool(final),
         )
 
     # --- saved searches -------------------------------------------------------------------------

@@ -103,6 +103,7 @@ CREATE TABLE digest_log (
     attempts   INTEGER NOT NULL DEFAULT 1,
     error      TEXT,
     holder     TEXT,
+    final      INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (guild_id, local_date)
 );
 
@@ -292,6 +293,11 @@ class PostgresStore(Store):
         # Hydrating 100k articles is CPU work: off the event loop.
         articles = await asyncio.to_thread(hydrate, *results)
         return CorpusSnapshot(int(generation), articles)
+
+    async def _serialize(self, db: Session, key: str) -> None:
+        # Held until the transaction ends; the next statement's snapshot then sees everything
+        # the previous holder committed (READ COMMITTED takes a snapshot per statement).
+        await db.fetchval("SELECT pg_advisory_xact_lock(hashtext(?))", (key,))
 
     async def _announce_generation(self, db: Session, generation: int) -> None:
         # Delivered at commit, to every listening process (this one included).

@@ -151,6 +151,9 @@ CREATE TABLE leases (
 
 -- Who claimed a digest day: a claim of a holder that died is taken over within a minute.
 ALTER TABLE digest_log ADD COLUMN holder TEXT;
+-- 1 when the channel refused the day's digest: not retried until a moderator changes the
+-- channel or asks with /digest now.
+ALTER TABLE digest_log ADD COLUMN final INTEGER NOT NULL DEFAULT 0;
 """
 
 #: Schema scripts; ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
