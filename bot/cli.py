@@ -5,6 +5,8 @@
     newsbot check [PATH ...]                # validate seeds, write nothing
     newsbot digest                          # preview the next daily digest
     newsbot run                             # start the Discord bot (DISCORD_TOKEN)
+    newsbot cluster --processes N           # the bot as N processes, shards split between them
+    newsbot migrate --to postgresql://...   # copy the database to PostgreSQL
     newsbot sync [--global]                 # publish the slash commands
 
 Exit status: 0 done, 1 some seed file was rejected, 2 a usage or setup error (one line on
@@ -26,10 +28,10 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
-from .config import Config, ConfigError, load_config
-from .loader import LoadReport
+from .config import Config, ConfigError, database_target, load_config
+from .loader import LoadReport, StaleReloadError
 from .search import Hit
-from .store import StoreError
+from .store import StoreError, is_database_url
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
@@ -51,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="newsbot", description="Search a curated news collection, in Discord.")
     parser.add_argument("--version", action="version", version=f"newsbot {__version__}")
     parser.add_argument("--config", metavar="PATH", help="YAML config file (default: built in)")
-    parser.add_argument("--db", metavar="PATH", help="SQLite database (overrides the config)")
+    parser.add_argument(
+        "--db",
+        metavar="TARGET",
+        help="SQLite file or postgresql:// URL (overrides the config's database)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
@@ -75,7 +81,37 @@ def build_parser() -> argparse.ArgumentParser:
     digest.add_argument("--since", type=_iso_date, help="stories new since (default: last)")
     digest.add_argument("--json", action="store_true", help="print JSON")
 
-    commands.add_parser("run", help="start the Discord bot (token from DISCORD_TOKEN)")
+    run = commands.add_parser("run", help="start the Discord bot (token from DISCORD_TOKEN)")
+    run.add_argument(
+        "--shard-ids",
+        type=_shard_ids,
+        metavar="IDS",
+        help="run only these shards, e.g. 0-3 or 0,2,5 (needs --shard-count)",
+    )
+    run.add_argument(
+        "--shard-count", type=_positive_int, metavar="K", help="the total number of shards"
+    )
+    cluster = commands.add_parser(
+        "cluster", help="run the bot as N processes, each with a range of the shards"
+    )
+    cluster.add_argument(
+        "--processes", type=_positive_int, required=True, metavar="N", help="bot processes"
+    )
+    cluster.add_argument(
+        "--shard-count",
+        type=_positive_int,
+        metavar="K",
+        help="total shards (default: what Discord recommends)",
+    )
+    migrate = commands.add_parser(
+        "migrate", help="copy the database (corpus, settings, digests, searches) to another"
+    )
+    migrate.add_argument(
+        "--to", required=True, metavar="TARGET", help="a postgresql:// URL (or a SQLite file)"
+    )
+    migrate.add_argument(
+        "--replace", action="store_true", help="empty the target first if it holds data"
+    )
     sync = commands.add_parser("sync", help="publish the slash commands to Discord")
     sync.add_argument("--global", dest="globally", action="store_true", help="to every guild")
     return parser
@@ -85,13 +121,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config)
-        if args.db:
-            config = dataclasses.replace(config, database=Path(args.db))
+        if args.db is not None:
+            if not args.db.strip():
+                raise UsageError("--db needs a database file or a postgresql:// URL, not ''")
+            config = dataclasses.replace(config, database=database_target(args.db))
         _setup_logging(config, verbose=args.verbose, quiet=args.command != "run")
         status = _dispatch(args, config)
         sys.stdout.flush()  # inside the try: a closed pipe must fail here, not at exit
         return status
-    except (UsageError, ConfigError, StoreError) as exc:
+    except (UsageError, ConfigError, StoreError, StaleReloadError) as exc:
         print(f"newsbot: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -107,7 +145,23 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if args.command == "run":
         from .runner import run_bot
 
-        return run_bot(config)
+        return run_bot(_with_shards(config, args.shard_ids, args.shard_count))
+    if args.command == "cluster":
+        from .cluster import cluster_command
+        from .runner import NO_TOKEN, read_token
+
+        token = read_token()
+        if token is None:
+            raise UsageError(NO_TOKEN)
+        return cluster_command(
+            config,
+            processes=args.processes,
+            shard_count=args.shard_count,
+            base_argv=_global_argv(args, config),
+            token=token,
+        )
+    if args.command == "migrate":
+        return asyncio.run(_migrate(config, args.to, replace=args.replace))
     if args.command == "sync":
         from .runner import sync_commands
 
@@ -123,15 +177,18 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 async def _async_dispatch(args: argparse.Namespace, config: Config) -> int:
     from .library import Library
 
-    if args.command in ("search", "digest") and not (
-        Path(config.database).exists() or Path(config.seeds_dir).is_dir()
+    if (
+        args.command in ("search", "digest")
+        and not is_database_url(config.database)
+        and not (Path(config.database).exists() or Path(config.seeds_dir).is_dir())
     ):
         # Most likely run from another folder: say so instead of creating an empty database.
         raise UsageError(
             f"no database at {config.database} and no seeds folder at {config.seeds_dir}: "
             "run newsbot in the project folder, or pass --config (or --db)"
         )
-    async with Library.open(config, searchable=args.command == "search") as library:
+    role = "load" if args.command == "load" else None
+    async with Library.open(config, searchable=args.command == "search", role=role) as library:
         if args.command == "load":
             progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
             report = await library.reload(args.paths or None, progress=progress)
@@ -148,6 +205,57 @@ async def _async_dispatch(args: argparse.Namespace, config: Config) -> int:
 
 
 # --- commands -------------------------------------------------------------------------------
+
+
+def _with_shards(config: Config, shard_ids: list[int] | None, shard_count: int | None) -> Config:
+    """The config with ``run``'s --shard-ids and --shard-count applied (and checked)."""
+    if shard_ids is None and shard_count is None:
+        return config
+    count = shard_count or config.discord.shard_count
+    if shard_ids is not None and count is None:
+        raise UsageError("--shard-ids needs --shard-count (the total number of shards)")
+    ids = tuple(shard_ids) if shard_ids is not None else ()
+    if count is not None and any(i >= count for i in ids):
+        raise UsageError(f"--shard-ids must be below --shard-count ({count}), not {max(ids)}")
+    discord = dataclasses.replace(config.discord, shard_count=count, shard_ids=ids)
+    return dataclasses.replace(config, discord=discord)
+
+
+def _global_argv(args: argparse.Namespace, config: Config) -> list[str]:
+    """The global options a child process needs to see the same config and database."""
+    argv: list[str] = []
+    if args.config:
+        argv += ["--config", str(Path(args.config).resolve())]
+    if args.db is not None:
+        database = config.database
+        argv += ["--db", database if isinstance(database, str) else str(database.resolve())]
+    if args.verbose:
+        argv.append("-v")
+    return argv
+
+
+async def _migrate(config: Config, target: str, *, replace: bool) -> int:
+    """Copy the configured database into ``target``, whole, in one transaction there."""
+    from .store import Store
+
+    destination = database_target(target)
+    if str(destination) == str(config.database):
+        raise UsageError("--to names the database being copied")
+    if not is_database_url(config.database) and not Path(config.database).exists():
+        raise UsageError(f"no database at {config.database} to copy")
+    async with await Store.open(config.database) as source, await Store.open(destination) as sink:
+        held = await sink.holds_data()
+        if held and not replace:
+            raise UsageError(
+                f"{sink.label} already holds data ({', '.join(held)}); "
+                "pass --replace to empty it first"
+            )
+        counts = await sink.import_rows(
+            source.export_rows(), replace=replace, now=datetime.now(UTC)
+        )
+    summary = ", ".join(f"{table} {n}" for table, n in counts.items())
+    print(f"copied {source.label} to {sink.label}: {summary}")
+    return EXIT_OK
 
 
 def _check(config: Config, paths: list[Path]) -> LoadReport:
@@ -206,29 +314,24 @@ def _render_hits(library: Any, query: str, hits: list[Hit]) -> str:
 
 
 async def _digest(library: Any, args: argparse.Namespace, config: Config) -> int:
-    from .digest import digest_since, parse_timezone, select_digest
+    from .digests import DigestService
     from .embeds import digest_embed, embed_as_text
 
-    since = args.since
-    if since is None:
-        # As the bot would: since the guild's last digest, or the last day for a first one.
-        last = None
-        if args.guild is not None:
-            last = await library.store.last_digest(args.guild, posted_only=True)
-        since = digest_since(last.claimed_at if last else None, datetime.now(UTC))
-    candidates = await library.store.articles_first_seen_after(since)
-    chosen, rest = select_digest(candidates, config.digest.max_stories)
+    # As the bot would: since the guild's last digest (or the last day for a first one), dated
+    # in the guild's time zone.
+    service = DigestService(library.store, config.digest, lambda: datetime.now(UTC))
+    content = await service.preview(args.guild, since=args.since)
+    since = content.since
     if args.json:
-        payload = {"since": since.isoformat() if since else None, "rest": rest}
-        payload["stories"] = [_article_json(a) for a in chosen]
+        payload = {"since": since.isoformat(), "rest": content.rest}
+        payload["stories"] = [_article_json(a) for a in content.stories]
         print(json.dumps(payload, ensure_ascii=False, indent=2))
         return EXIT_OK
-    if not chosen:
+    if not content.stories:
         print(f"Nothing new for the digest since {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC.")
         return EXIT_OK
-    # The digest is dated in its own time zone, as the bot dates it.
-    today = datetime.now(UTC).astimezone(parse_timezone(config.digest.timezone)).date()
-    print(embed_as_text(digest_embed(chosen, rest, today, tz_name=config.digest.timezone)))
+    embed = digest_embed(content.stories, content.rest, content.day, tz_name=content.timezone)
+    print(embed_as_text(embed))
     return EXIT_OK
 
 
@@ -311,6 +414,26 @@ def _setup_logging(config: Config, *, verbose: bool, quiet: bool) -> None:
     if quiet and not verbose:
         for name in ("bot", "discord"):  # `sync` logs in to Discord: its chatter too
             logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+def _shard_ids(text: str) -> list[int]:
+    """'0-3' -> [0, 1, 2, 3]; '0,2,5' -> [0, 2, 5]; ranges and lists may mix."""
+    ids: list[int] = []
+    try:
+        for part in text.split(","):
+            first, dash, last = part.strip().partition("-")
+            low = int(first)
+            high = int(last) if dash else low
+            if low < 0 or high < low:
+                raise ValueError
+            ids.extend(range(low, high + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of shard ids such as 0-3 or 0,2,5"
+        ) from None
+    if len(set(ids)) != len(ids):
+        raise argparse.ArgumentTypeError(f"{text!r} names a shard twice")
+    return ids
 
 
 def _positive_int(text: str) -> int:

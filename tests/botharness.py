@@ -62,13 +62,19 @@ def make_guild() -> FakeGuild:
     )
 
 
+# The database make_config gives a test, by default a SQLite file in its tmp_path; a module's
+# ``backend`` fixture (see tests/test_bot.py) swaps in PostgreSQL to run its tests on both.
+def database_for(tmp_path: Path) -> Path | str:
+    return tmp_path / "newsbot.sqlite3"
+
+
 def make_config(tmp_path: Path, **changes: Any) -> Config:
     seeds = tmp_path / "seeds"
     if not seeds.exists():
         shutil.copytree(REPO / "seeds", seeds)
     config = Config(
         seeds_dir=seeds,
-        database=tmp_path / "newsbot.sqlite3",
+        database=database_for(tmp_path),
         search=SearchConfig(cooldown_seconds=0),
         digest=DigestConfig(check_seconds=0.05),
         discord=DiscordConfig(guild_ids=(GUILD_ID,), moderator_role_ids=(MOD_ROLE,)),

@@ -78,3 +78,14 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     if request.param == "sqlite":
         return tmp_path / "db" / "news.sqlite3"
     return request.getfixturevalue("pg_database")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a bot test once per backend: the harness's make_config gets that database."""
+    from tests import botharness
+
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_database")
+        monkeypatch.setattr(botharness, "database_for", lambda _tmp_path: url)
+    return str(request.param)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,8 +64,8 @@ def names(paths: Sequence[str]) -> list[str]:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with await Store.open(tmp_path / "db" / "news.sqlite3") as opened:
+async def store(database: Path | str) -> AsyncIterator[Store]:
+    async with await Store.open(database) as opened:
         yield opened
 
 
@@ -422,21 +421,17 @@ async def test_a_failing_apply_leaves_the_previous_corpus_intact(store: Store, s
     (seeds / "b.md").unlink()
     write(seeds / "d.md", seed("https://example.com/d"))
     # Fail on the last write of the reload, after the others went through.
-    with sqlite3.connect(store.path) as db:
-        db.execute(
-            "CREATE TRIGGER boom BEFORE INSERT ON articles WHEN NEW.url = 'https://example.com/d'"
-            " BEGIN SELECT RAISE(ABORT, 'boom: refusing d'); END"
-        )
-    db.close()
+    await _refuse_inserting(store, "https://example.com/d")
 
     with pytest.raises(StoreError, match="nothing was changed: boom: refusing d"):
         await load_seeds(store, [seeds], now=NOW)
 
     assert await store.all_articles() == before_articles
     assert await store.seed_files() == before_files
-    with sqlite3.connect(store.path) as db:
-        db.execute("DROP TRIGGER boom")
-    db.close()
+    async with store.session("dropping the trigger", write=True) as db:
+        await db.execute(
+            "DROP TRIGGER boom" + (" ON articles" if store.backend != "sqlite" else "")
+        )
     report = await load_seeds(store, [seeds], now=NOW)
     assert (names(report.updated), names(report.added), names(report.removed)) == (
         ["a.md"],
@@ -488,3 +483,22 @@ async def test_a_file_name_that_is_not_utf8_is_rejected_alone(store: Store, seed
     ]
     assert set(await titles(store)) == {"a", "b", "c"}
     assert check_seeds([seeds]).rejected == report.rejected
+
+
+async def _refuse_inserting(store: Store, url: str) -> None:
+    """A trigger that makes the database refuse one article, as a full disk or a bug would."""
+    async with store.session("adding a trigger", write=True) as db:
+        if store.backend == "sqlite":
+            await db.execute(
+                f"CREATE TRIGGER boom BEFORE INSERT ON articles WHEN NEW.url = '{url}'"
+                " BEGIN SELECT RAISE(ABORT, 'boom: refusing d'); END"
+            )
+        else:
+            await db.execute(
+                "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                f" IF NEW.url = '{url}' THEN RAISE EXCEPTION 'boom: refusing d'; END IF;"
+                " RETURN NEW; END $$"
+            )
+            await db.execute(
+                "CREATE TRIGGER boom BEFORE INSERT ON articles FOR EACH ROW EXECUTE FUNCTION boom()"
+            )
