@@ -47,21 +47,96 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"newsbot: error: {message} (see {self.prog} --help)\n")
 
 
+# The help's epilogs: what a PATH defaults to, the environment, the exit codes, an example.
+# Written out (RawDescriptionHelpFormatter keeps the layout) because operators read --help
+# before they read the README.
+_PATHS = """\
+paths (--config and --db go before COMMAND):
+  --config PATH   default: $NEWSBOT_CONFIG, else the built-in defaults (config/default.yaml
+                  lists every key); relative paths in the file are taken from its folder
+  --db PATH       default: the config's `database`, else ./newsbot.sqlite3 (created on use)
+  seeds           default: the config's `seeds_dir`, else ./seeds"""
+_ENVIRONMENT = """\
+environment:
+  NEWSBOT_CONFIG  the config file when --config is not given
+  DISCORD_TOKEN   the bot token (run, sync); if unset, read from a DISCORD_TOKEN=... line in
+                  ./.env; never read from the config file"""
+_EXIT_CODES = """\
+exit status:
+  0    done
+  1    a seed file or path was rejected (the others were loaded)
+  2    a usage or setup error: one line on stderr (bad option, missing config, no token,
+       unreadable database, Discord out of reach)
+  130  interrupted (Ctrl-C)
+  141  the output was closed early (e.g. `| head`)"""
+
+
+def _epilog(*blocks: str, example: str) -> str:
+    return "\n\n".join([*blocks, _ENVIRONMENT, _EXIT_CODES, f"example:\n  {example}"])
+
+
+def _command(
+    commands: Any, name: str, help: str, *, paths: str = _PATHS, example: str
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        epilog=_epilog(paths, example=example),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="newsbot", description="Search a curated news collection, in Discord.")
+    parser = _Parser(
+        prog="newsbot",
+        description="Search a curated news collection, in Discord.",
+        epilog=_epilog(_PATHS, example='newsbot search "facial recognition"'),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"newsbot {__version__}")
-    parser.add_argument("--config", metavar="PATH", help="YAML config file (default: built in)")
-    parser.add_argument("--db", metavar="PATH", help="SQLite database (overrides the config)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument(
+        "--config", metavar="PATH", help="YAML config file (default: $NEWSBOT_CONFIG, built in)"
+    )
+    parser.add_argument(
+        "--db", metavar="PATH", help="SQLite database (default: the config's, ./newsbot.sqlite3)"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="newsbot's debug log and every report line; -vv: every library's debug log too",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
-    load = commands.add_parser("load", help="load seed files or folders into the database")
-    load.add_argument("paths", nargs="*", type=Path, metavar="PATH")
-    check = commands.add_parser("check", help="validate seed files; write nothing")
-    check.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+    load = _command(
+        commands,
+        "load",
+        "load seed files or folders into the database",
+        example="newsbot load seeds/2020-06-11-amazon.md more-seeds/",
+    )
+    load.add_argument(
+        "paths", nargs="*", type=Path, metavar="PATH", help="files or folders (default: seeds)"
+    )
+    check = _command(
+        commands,
+        "check",
+        "validate seed files and say what a load would do; write nothing",
+        example="newsbot check seeds/",
+    )
+    check.add_argument(
+        "paths", nargs="*", type=Path, metavar="PATH", help="files or folders (default: seeds)"
+    )
 
-    search = commands.add_parser("search", help="search the stored articles")
+    search = _command(
+        commands,
+        "search",
+        "search the stored articles",
+        example='newsbot search --json --limit 3 --topic AI "facial recognition"',
+    )
     search.add_argument("query", nargs="?", help="what to look for")
     search.add_argument("--limit", type=_positive_int, help="how many hits (default: config)")
     search.add_argument("--topic", help="only articles with this topic")
@@ -70,13 +145,28 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print JSON")
     search.add_argument("--stdin", action="store_true", help="one query per input line")
 
-    digest = commands.add_parser("digest", help="preview the next daily digest")
+    digest = _command(
+        commands,
+        "digest",
+        "preview the next daily digest",
+        example="newsbot digest --guild 123456789012345678",
+    )
     digest.add_argument("--guild", type=int, help="the guild whose last digest counts")
     digest.add_argument("--since", type=_iso_date, help="stories new since (default: last)")
     digest.add_argument("--json", action="store_true", help="print JSON")
 
-    commands.add_parser("run", help="start the Discord bot (token from DISCORD_TOKEN)")
-    sync = commands.add_parser("sync", help="publish the slash commands to Discord")
+    _command(
+        commands,
+        "run",
+        "start the Discord bot (token from DISCORD_TOKEN)",
+        example="DISCORD_TOKEN=... newsbot --config newsbot.yaml run",
+    )
+    sync = _command(
+        commands,
+        "sync",
+        "publish the slash commands to Discord",
+        example="newsbot --config newsbot.yaml sync --global",
+    )
     sync.add_argument("--global", dest="globally", action="store_true", help="to every guild")
     return parser
 
@@ -113,7 +203,9 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         return sync_commands(config, globally=args.globally)
     if args.command == "check":
-        return _print_report(_check(config, args.paths), out=sys.stdout, verbose=args.verbose)
+        report = _check(config, args.paths)
+        print(format_report(report, verbose=args.verbose, summary=check_summary(report)))
+        return EXIT_OK if report.ok else EXIT_REJECTED
     if args.command == "search":
         # Before the library opens: a usage error must not create the database or load seeds.
         _check_query(args)
@@ -240,14 +332,26 @@ def _print_report(report: LoadReport, *, out: TextIO, verbose: bool = False) -> 
     return EXIT_OK if report.ok else EXIT_REJECTED
 
 
-def format_report(report: LoadReport, *, verbose: bool = False) -> str:
+def check_summary(report: LoadReport) -> str:
+    """``newsbot check``'s first line: what a load would do, since check itself writes nothing.
+
+    check compares with an empty store, not the database, so it can only say which files
+    would load, not which would be new or changed.
+    """
+    text = f"{len(report.added)} would load, {len(report.rejected)} rejected"
+    if report.duplicates:
+        text += f", {len(report.duplicates)} duplicates"
+    return f"{text} (nothing written)"
+
+
+def format_report(report: LoadReport, *, verbose: bool = False, summary: str | None = None) -> str:
     """The summary line, then rejections, duplicates and warnings, most important first.
 
     Rejections matter most (a file did not load), so more of them are listed; real corpora
     carry hundreds of harmless warnings (related videos without a URL), so only a few are
     shown unless ``verbose``.
     """
-    lines = [report.summary()]
+    lines = [summary or report.summary()]
     for label, items, shown in (
         ("rejected", [r for _, r in report.rejected], 50),
         ("duplicate", report.duplicates, 10),
@@ -304,9 +408,14 @@ class _ProgressBar:
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _setup_logging(config: Config, *, verbose: bool, quiet: bool) -> None:
-    level = logging.DEBUG if verbose else getattr(logging, config.log_level.upper())
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _setup_logging(config: Config, *, verbose: int, quiet: bool) -> None:
+    level = getattr(logging, config.log_level.upper())
+    # -v is newsbot's own debug log (the `bot` logger tree); -vv everyone's. aiosqlite alone
+    # logs two DEBUG lines per SQL statement, which would bury the report.
+    root_level = logging.DEBUG if verbose >= 2 else level
+    logging.basicConfig(level=root_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose:
+        logging.getLogger("bot").setLevel(logging.DEBUG)
     # The offline commands' output is their report; library chatter below WARNING is noise.
     if quiet and not verbose:
         for name in ("bot", "discord"):  # `sync` logs in to Discord: its chatter too
