@@ -121,6 +121,8 @@ class _NewsBotMixin:
         self.config = config
         # The time source, injectable so tests can move the digest clock.
         self.clock: Callable[[], datetime] = clock or _utcnow
+        # on_ready runs again after every reconnect; the start-up note is for the first only.
+        self._commands_noted = False
 
     async def setup_hook(self) -> None:
         bot: Any = self
@@ -145,6 +147,38 @@ class _NewsBotMixin:
             bot.user,
             len(bot.guilds),
             len(self.library.index),
+        )
+        if not self._commands_noted and not self.config.discord.guild_ids:
+            self._commands_noted = True
+            await self._note_unsynced_commands()
+
+    async def _note_unsynced_commands(self) -> None:
+        """Say at start where the commands are when no guild is configured (the default).
+
+        The bot does not sync globally by itself: Discord takes up to an hour to show global
+        commands and rate-limits syncs, so that is `newsbot sync --global`, run once. Without
+        this note a first start would show no command anywhere and log nothing about it.
+        (Here, not in setup_hook: `newsbot sync` runs setup_hook too, and never gets ready.)
+        """
+        bot: Any = self
+        try:
+            published = await bot.tree.fetch_commands()
+        except discord.HTTPException as exc:
+            published = None
+            log.warning("could not list the globally published commands: %s", exc)
+        if published:
+            log.info(
+                "discord.guild_ids is empty: serving the %d commands published globally "
+                "(`newsbot sync --global` updates them)",
+                len(published),
+            )
+            return
+        log.warning(
+            "no slash commands synced: discord.guild_ids is empty%s, so /news shows nowhere. "
+            "List your server ids under discord.guild_ids in the config (commands appear there "
+            "at once, on the next start), or run `newsbot sync --global` once (they appear in "
+            "every server within an hour)",
+            "" if published is None else " and none are published globally",
         )
 
 
