@@ -168,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
         example="newsbot --config newsbot.yaml sync --global",
     )
     sync.add_argument("--global", dest="globally", action="store_true", help="to every guild")
+
+    backup = _command(
+        commands,
+        "backup",
+        "write a consistent copy of the database, safe while the bot runs",
+        example="newsbot --config newsbot.yaml backup backups/newsbot-$(date +%F).sqlite3",
+    )
+    backup.add_argument("file", type=Path, metavar="FILE", help="where to write the copy")
+    backup.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     return parser
 
 
@@ -202,6 +211,8 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         from .runner import sync_commands
 
         return sync_commands(config, globally=args.globally)
+    if args.command == "backup":
+        return _backup(config, args.file, force=args.force)
     if args.command == "check":
         report = _check(config, args.paths)
         print(format_report(report, verbose=args.verbose, summary=check_summary(report)))
@@ -246,6 +257,17 @@ def _check(config: Config, paths: list[Path]) -> LoadReport:
     from .loader import check_seeds
 
     return check_seeds(paths or [config.seeds_dir], max_bytes=config.max_seed_bytes)
+
+
+def _backup(config: Config, target: Path, *, force: bool) -> int:
+    from .backup import BackupError, backup_database
+
+    try:
+        size = backup_database(config.database, target, force=force)
+    except BackupError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"backed up {config.database} to {target} ({size:,} bytes)")
+    return EXIT_OK
 
 
 def _check_query(args: argparse.Namespace) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.test_cli import SHIPPED_SEEDS, newsbot
 
-COMMANDS = ("load", "check", "search", "digest", "run", "sync")
+COMMANDS = ("load", "check", "search", "digest", "run", "sync", "backup")
 
 
 def test_the_main_help_names_defaults_environment_exit_codes_and_an_example(
