@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import logging.handlers
 import os
 import sys
 from collections.abc import Sequence
@@ -187,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.db:
             config = dataclasses.replace(config, database=Path(args.db))
         _setup_logging(config, verbose=args.verbose, quiet=args.command != "run")
+        if args.command == "run" and config.log_file is not None:
+            _log_to_file(config.log_file)
         status = _dispatch(args, config)
         sys.stdout.flush()  # inside the try: a closed pipe must fail here, not at exit
         return status
@@ -442,6 +445,26 @@ def _setup_logging(config: Config, *, verbose: int, quiet: bool) -> None:
     if quiet and not verbose:
         for name in ("bot", "discord"):  # `sync` logs in to Discord: its chatter too
             logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+# log_file rotation: at most 60 MiB of logs on disk, the last few days of a busy bot.
+LOG_FILE_BYTES = 10 * 1024 * 1024
+LOG_FILE_BACKUPS = 5
+
+
+def _log_to_file(path: Path) -> None:
+    """Send the log to ``path`` (the config's log_file), rotated, instead of stderr."""
+    try:
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+        )
+    except OSError as exc:
+        raise UsageError(f"log_file {path}: cannot open ({exc.strerror or exc})") from None
+    root = logging.getLogger()
+    handler.setFormatter(root.handlers[0].formatter if root.handlers else None)
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
 
 
 def _positive_int(text: str) -> int:

@@ -19,6 +19,7 @@ from discord.ext import commands
 
 from .config import Config
 from .library import Library
+from .metrics import BotMetrics, interaction_started, record_interaction
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,15 @@ class UserError(app_commands.AppCommandError):
 class NewsTree(app_commands.CommandTree):
     """One error handler for every command: users get a sentence, the log gets the traceback."""
 
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        interaction_started(interaction)  # the start of the reply latency metric
+        return True
+
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
     ) -> None:
         command = interaction.command.qualified_name if interaction.command else "?"
+        record_interaction(interaction, "error" if describe_error(error) is None else "user_error")
         if interaction_expired(error):
             # Too late: the token is dead, so an apology would fail the same way. Not a bug in
             # the command either (the answer was just slow), so a warning, not a traceback.
@@ -123,9 +129,13 @@ class _NewsBotMixin:
         self.clock: Callable[[], datetime] = clock or _utcnow
         # on_ready runs again after every reconnect; the start-up note is for the first only.
         self._commands_noted = False
+        # Prometheus collectors of this bot; served while it runs when metrics.enabled.
+        self.metrics = BotMetrics(self)
 
     async def setup_hook(self) -> None:
         bot: Any = self
+        # First: /healthz answers "not ready" (503) while the bot connects.
+        await self.metrics.start(self.config.metrics)
         for extension in EXTENSIONS:
             await bot.load_extension(extension)
         for guild_id in self.config.discord.guild_ids:
@@ -139,6 +149,15 @@ class _NewsBotMixin:
                 self.sync_failures[guild_id] = f"{exc.status} {exc.text}".strip()
             else:
                 log.info("synced %d commands to guild %s", len(synced), guild_id)
+
+    async def close(self) -> None:
+        await self.metrics.stop()
+        await super().close()  # type: ignore[misc]
+
+    async def on_app_command_completion(
+        self, interaction: discord.Interaction, command: app_commands.Command[Any, ..., Any]
+    ) -> None:
+        record_interaction(interaction, "ok")
 
     async def on_ready(self) -> None:
         bot: Any = self

@@ -72,6 +72,16 @@ class DiscordConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    # Prometheus text at /metrics and a readiness check at /healthz, on a local port.
+    enabled: bool = False
+    # Loopback by default: the figures are for the operator's scraper, not the internet.
+    host: str = "127.0.0.1"
+    # 0 takes any free port (the log says which).
+    port: int = 9108
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     seeds_dir: Path = Path("seeds")
     database: Path = Path("newsbot.sqlite3")
@@ -81,6 +91,9 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
     discord: DiscordConfig = field(default_factory=DiscordConfig)
+    # `newsbot run` logs to this file (rotated) instead of stderr; None: stderr (the journal).
+    log_file: Path | None = None
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: Path | None = None  # the file this came from, if any (not a key)
 
 
@@ -116,6 +129,8 @@ def load_config(path: Path | str | None = None) -> Config:
     for key in ("seeds_dir", "database"):
         if key in raw and not getattr(config, key).is_absolute():
             changes[key] = base / getattr(config, key)
+    if config.log_file is not None and not config.log_file.is_absolute():
+        changes["log_file"] = base / config.log_file
     return dataclasses.replace(config, **changes)
 
 
@@ -236,3 +251,8 @@ def _validate(instance: Any, path: Path, prefix: str) -> None:
                 raise bad(key, f"must be a URL, not {value!r}")
         if instance.shard_count is not None and instance.shard_count < 1:
             raise bad("shard_count", "must be at least 1")
+    elif isinstance(instance, MetricsConfig):
+        if not instance.host.strip():
+            raise bad("host", "must be a host name or address, e.g. 127.0.0.1")
+        if not 0 <= instance.port <= 65535:
+            raise bad("port", "must be between 0 (any free port) and 65535")

@@ -36,6 +36,7 @@ from ..digest import (
     select_digest,
 )
 from ..embeds import BRAND_COLOUR, digest_embed
+from ..metrics import record_digest
 
 if TYPE_CHECKING:
     from ..client import NewsBot
@@ -150,6 +151,7 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
         except (discord.Forbidden, discord.NotFound, ChannelUnusable) as exc:
             self._refused.add((guild_id, day))
             await store.mark_digest_failed(guild_id, day, _describe(exc), now)
+            record_digest(self.bot, "refused")
             log.error(
                 "digest %s/%s: channel %s refused: %s", guild_id, day, settings.channel_id, exc
             )
@@ -157,9 +159,11 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
         except (discord.HTTPException, OSError) as exc:
             # discord.py already retried 5xx answers with backoff; the next tick tries again.
             await store.mark_digest_failed(guild_id, day, _describe(exc), now)
+            record_digest(self.bot, "failed")
             log.warning("digest %s/%s failed, will retry: %s", guild_id, day, exc)
             return None
         await store.mark_digest_posted(guild_id, day, message.id, now)
+        record_digest(self.bot, "posted")
         log.info("digest %s/%s posted as message %s", guild_id, day, message.id)
         return message
 
