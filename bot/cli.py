@@ -6,6 +6,7 @@
     newsbot digest                          # preview the next daily digest
     newsbot run                             # start the Discord bot (DISCORD_TOKEN)
     newsbot sync [--global]                 # publish the slash commands
+    newsbot backup FILE [--force]           # a consistent copy of the live database
 
 Exit status: 0 done, 1 some seed file was rejected, 2 a usage or setup error (one line on
 stderr, never a traceback), 141 stdout was closed early (``| head``), 130 interrupted.
