@@ -29,7 +29,8 @@ Python's full garbage collections stop everything in the process; each table row
 happened while it was measured and the longest pause, so a tail can be told from the bot's work.
 The fake's ever-growing records would lengthen those pauses, so :class:`TimedFake` drops them.
 
-The corpus is the real one (``../shared/corpora``) scaled up by ``bench.queries.scale_corpus``
+The corpus is the real one (``--corpus``; by default ``../shared/corpora``, else the shipped
+``seeds/``) scaled up by ``bench.queries.scale_corpus``
 and written as markdown seed files into a temporary folder; the bot loads them through its real
 loader on start, as ``newsbot run`` would. Queries come from ``bench.queries.generate_queries``
 over the real articles (typo, partial, excerpt, exact); autocomplete gets partial prefixes of
@@ -73,9 +74,10 @@ from discord import app_commands  # noqa: E402
 from discord.ext import commands  # noqa: E402
 
 from bench.queries import (  # noqa: E402
-    DEFAULT_CORPORA,
+    CORPUS_HELP,
     KINDS,
     Query,
+    default_corpora,
     generate_queries,
     load_corpus,
     scale_corpus,
@@ -178,11 +180,12 @@ class Corpus:
     prepared_s: float  # loading, scaling and writing the seed files
 
 
-def prepare_corpus(seeds: Path, size: int, seed: int) -> Corpus:
+def prepare_corpus(seeds: Path, size: int, seed: int, dirs: Sequence[Path] | None = None) -> Corpus:
     started = time.perf_counter()
-    real = load_corpus([DEFAULT_CORPORA]).articles
+    dirs = list(dirs or default_corpora())
+    real = load_corpus(dirs).articles
     if not real:
-        raise SystemExit(f"no articles under {DEFAULT_CORPORA}: is ../shared/corpora there?")
+        raise SystemExit(f"no articles under {', '.join(map(str, dirs))} (use --corpus DIR)")
     # Not kept: a second copy of the corpus in this process would only slow the collector.
     files = write_seeds(scale_corpus(real, size, seed), seeds)
     return Corpus(real, files, time.perf_counter() - started)
@@ -618,6 +621,7 @@ async def run_modes(
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--articles", type=int, default=10_000, help="corpus size (scaled up)")
+    parser.add_argument("--corpus", type=Path, action="append", metavar="DIR", help=CORPUS_HELP)
     parser.add_argument(
         "--interactions", type=int, default=1_000, help="measured interactions per mode"
     )
@@ -665,7 +669,7 @@ async def bench(args: argparse.Namespace) -> tuple[str, bool]:
 
     with tempfile.TemporaryDirectory(prefix="newsbot-bench-") as tmp:
         folder = Path(tmp)
-        corpus = prepare_corpus(folder / "seeds", args.articles, args.seed)
+        corpus = prepare_corpus(folder / "seeds", args.articles, args.seed, args.corpus)
         total = args.interactions + WARMUP
         queries = generate_queries(corpus.real, total, args.seed)
         warm, measured = queries[:WARMUP], queries[WARMUP:]

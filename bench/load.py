@@ -7,8 +7,9 @@ Run by hand (never from the tests)::
     python bench/load.py --corpus /path/to/corpora --cpu 0
 
 The folder of seed files is built in a temporary directory from the real corpora
-(``../shared/corpora``): each synthetic file is a real one with new, unique article URLs and
-one title word replaced, so every file is a distinct article and the files are not identical.
+(``--corpus``; by default ``../shared/corpora``, else the shipped ``seeds/``): each synthetic
+file is a real one with new, unique article URLs and one title word replaced, so every file is
+a distinct article and the files are not identical.
 The build is deterministic: file ``i`` is always made from the same source with the same edit.
 
 What is measured goes through the real code path (``Store.open`` + ``load_seeds`` + ``close``,
@@ -52,11 +53,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.queries import CORPUS_HELP, default_corpora  # noqa: E402
 from bot.loader import LoadReport, check_seeds, load_seeds  # noqa: E402
 from bot.store import Store  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DEFAULT_CORPORA = SHARED / "corpora"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)  # first_seen of the loaded articles
 SEED = "newsbot-bench-load"  # the synthetic folder depends on this and nothing else
 TARGET_FILES_PER_S = 1500
@@ -415,7 +415,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--corpus",
         type=Path,
         action="append",
-        help=f"folder(s) of real seed files; default {DEFAULT_CORPORA}",
+        help=CORPUS_HELP,
     )
     parser.add_argument("--repeat", type=int, default=3, help="cold loads to time (3)")
     parser.add_argument("--reloads", type=int, default=5, help="no-change reloads to time (5)")
@@ -560,7 +560,7 @@ def measure(args: argparse.Namespace, work: Path, folder: Path, paths: list[Path
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     pinned = pin_to_one_core(args.cpu)  # first: no thread may exist before the mask is set
-    dirs = args.corpus or [DEFAULT_CORPORA]
+    dirs = args.corpus or default_corpora()
     sources = source_files(dirs)
     if not sources:
         print(f"no seed files under {', '.join(map(str, dirs))} (use --corpus)", file=sys.stderr)

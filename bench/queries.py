@@ -28,6 +28,19 @@ from bot.articles import Article, SeedError, parse_seed
 KINDS: tuple[str, ...] = ("typo", "partial", "excerpt", "exact")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DEFAULT_CORPORA = SHARED / "corpora"
+# What a fresh clone has: five articles, enough to check a benchmark runs (the scale-ups grow
+# them to any size), not to quote its figures.
+SHIPPED_SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+CORPUS_HELP = (
+    "folder of seed files (*.md, */_news/*.md or _news/*.md); may be repeated; default: "
+    f"{DEFAULT_CORPORA} when it holds any, else the shipped seeds/"
+)
+
+
+def default_corpora() -> list[Path]:
+    """The real corpora beside the repository (the development setup), else ``seeds/``."""
+    return [DEFAULT_CORPORA] if seed_files([DEFAULT_CORPORA]) else [SHIPPED_SEEDS]
+
 
 # Small on purpose: the point is to drop words a user would not type to find a title.
 STOPWORDS = frozenset(

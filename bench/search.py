@@ -43,11 +43,12 @@ if str(ROOT) not in sys.path:
 from rapidfuzz import fuzz, process, utils  # noqa: E402
 
 from bench.queries import (  # noqa: E402
-    DEFAULT_CORPORA,
+    CORPUS_HELP,
     KINDS,
     Corpus,
     Query,
     clone_origin,
+    default_corpora,
     generate_queries,
     load_corpus,
     normalise_title,
@@ -404,8 +405,7 @@ def load_index_class(spec: str) -> Any:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--corpus", type=Path, nargs="+", default=None, metavar="DIR",
-        help=f"corpus dirs (holding _news/, or */_news/, or *.md); default {DEFAULT_CORPORA}",
+        "--corpus", type=Path, nargs="+", default=None, metavar="DIR", help=CORPUS_HELP,
     )  # fmt: skip
     parser.add_argument(
         "--scale", type=int, nargs="*", default=[100_000], metavar="N",
@@ -451,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     say = print
     h = "## " if args.markdown else ""
-    dirs = args.corpus or [DEFAULT_CORPORA]
+    dirs = args.corpus or default_corpora()
     missing = [d for d in dirs if not d.is_dir()]
     if missing:
         print(

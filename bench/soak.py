@@ -76,7 +76,7 @@ from bench.interactions import (  # noqa: E402
     seed_text,
     summarize,
 )
-from bench.queries import generate_queries  # noqa: E402
+from bench.queries import CORPUS_HELP, generate_queries  # noqa: E402
 from bench.search import render  # noqa: E402
 from bot.articles import parse_seed  # noqa: E402
 from tests.botharness import MOD_ROLE, MODERATOR, BotHarness  # noqa: E402
@@ -547,6 +547,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--interactions", type=int, default=20_000, help="measured interactions")
     parser.add_argument("--articles", type=int, default=10_000, help="corpus size (scaled up)")
+    parser.add_argument("--corpus", type=Path, action="append", metavar="DIR", help=CORPUS_HELP)
     parser.add_argument("--concurrency", type=int, default=8, help="interactions in flight")
     parser.add_argument(
         "--reload-every", type=int, default=400, help="mean interactions between /seeds reloads"
@@ -575,7 +576,7 @@ async def soak(args: argparse.Namespace) -> tuple[str, bool]:
     with tempfile.TemporaryDirectory(prefix="newsbot-soak-") as tmp:
         folder = Path(tmp)
         seeds = folder / "seeds"
-        corpus = prepare_corpus(seeds, args.articles, args.seed)
+        corpus = prepare_corpus(seeds, args.articles, args.seed, args.corpus)
         async with newsbot(folder, seeds) as (fake, harness):
             driver = Soak(fake, harness, corpus, seeds, args)
             warm_s = await driver.run(args.warmup, record=False)

@@ -8,6 +8,7 @@
     newsbot cluster --processes N           # the bot as N processes, shards split between them
     newsbot migrate --to postgresql://...   # copy the database to PostgreSQL
     newsbot sync [--global]                 # publish the slash commands
+    newsbot backup FILE [--force]           # a consistent copy of the live database
 
 Exit status: 0 done, 1 some seed file was rejected, 2 a usage or setup error (one line on
 stderr, never a traceback), 141 stdout was closed early (``| head``), 130 interrupted.
@@ -20,6 +21,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import logging.handlers
 import os
 import sys
 from collections.abc import Sequence
@@ -49,25 +51,98 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"newsbot: error: {message} (see {self.prog} --help)\n")
 
 
+# The help's epilogs: what a PATH defaults to, the environment, the exit codes, an example.
+# Written out (RawDescriptionHelpFormatter keeps the layout) because operators read --help
+# before they read the README.
+_PATHS = """\
+paths (--config and --db go before COMMAND):
+  --config PATH   default: $NEWSBOT_CONFIG, else the built-in defaults (config/default.yaml
+                  lists every key); relative paths in the file are taken from its folder
+  --db PATH       default: the config's `database`, else ./newsbot.sqlite3 (created on use)
+  seeds           default: the config's `seeds_dir`, else ./seeds"""
+_ENVIRONMENT = """\
+environment:
+  NEWSBOT_CONFIG  the config file when --config is not given
+  DISCORD_TOKEN   the bot token (run, sync); if unset, read from a DISCORD_TOKEN=... line in
+                  ./.env; never read from the config file"""
+_EXIT_CODES = """\
+exit status:
+  0    done
+  1    a seed file or path was rejected (the others were loaded)
+  2    a usage or setup error: one line on stderr (bad option, missing config, no token,
+       unreadable database, Discord out of reach)
+  130  interrupted (Ctrl-C)
+  141  the output was closed early (e.g. `| head`)"""
+
+
+def _epilog(*blocks: str, example: str) -> str:
+    return "\n\n".join([*blocks, _ENVIRONMENT, _EXIT_CODES, f"example:\n  {example}"])
+
+
+def _command(
+    commands: Any, name: str, help: str, *, paths: str = _PATHS, example: str
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        epilog=_epilog(paths, example=example),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="newsbot", description="Search a curated news collection, in Discord.")
+    parser = _Parser(
+        prog="newsbot",
+        description="Search a curated news collection, in Discord.",
+        epilog=_epilog(_PATHS, example='newsbot search "facial recognition"'),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"newsbot {__version__}")
-    parser.add_argument("--config", metavar="PATH", help="YAML config file (default: built in)")
+    parser.add_argument(
+        "--config", metavar="PATH", help="YAML config file (default: $NEWSBOT_CONFIG, built in)"
+    )
     parser.add_argument(
         "--db",
         metavar="TARGET",
-        help="SQLite file or postgresql:// URL (overrides the config's database)",
+        help="SQLite file or postgresql:// URL (default: the config's, ./newsbot.sqlite3)",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="newsbot's debug log and every report line; -vv: every library's debug log too",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
-    load = commands.add_parser("load", help="load seed files or folders into the database")
-    load.add_argument("paths", nargs="*", type=Path, metavar="PATH")
-    check = commands.add_parser("check", help="validate seed files; write nothing")
-    check.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+    load = _command(
+        commands,
+        "load",
+        "load seed files or folders into the database",
+        example="newsbot load seeds/2020-06-11-amazon.md more-seeds/",
+    )
+    load.add_argument(
+        "paths", nargs="*", type=Path, metavar="PATH", help="files or folders (default: seeds)"
+    )
+    check = _command(
+        commands,
+        "check",
+        "validate seed files and say what a load would do; write nothing",
+        example="newsbot check seeds/",
+    )
+    check.add_argument(
+        "paths", nargs="*", type=Path, metavar="PATH", help="files or folders (default: seeds)"
+    )
 
-    search = commands.add_parser("search", help="search the stored articles")
+    search = _command(
+        commands,
+        "search",
+        "search the stored articles",
+        example='newsbot search --json --limit 3 --topic AI "facial recognition"',
+    )
     search.add_argument("query", nargs="?", help="what to look for")
     search.add_argument("--limit", type=_positive_int, help="how many hits (default: config)")
     search.add_argument("--topic", help="only articles with this topic")
@@ -76,23 +151,36 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print JSON")
     search.add_argument("--stdin", action="store_true", help="one query per input line")
 
-    digest = commands.add_parser("digest", help="preview the next daily digest")
+    digest = _command(
+        commands,
+        "digest",
+        "preview the next daily digest",
+        example="newsbot digest --guild 123456789012345678",
+    )
     digest.add_argument("--guild", type=int, help="the guild whose last digest counts")
     digest.add_argument("--since", type=_iso_date, help="stories new since (default: last)")
     digest.add_argument("--json", action="store_true", help="print JSON")
 
-    run = commands.add_parser("run", help="start the Discord bot (token from DISCORD_TOKEN)")
+    run = _command(
+        commands,
+        "run",
+        "start the Discord bot (token from DISCORD_TOKEN)",
+        example="DISCORD_TOKEN=... newsbot run --shard-ids 0-3 --shard-count 8",
+    )
     run.add_argument(
         "--shard-ids",
         type=_shard_ids,
         metavar="IDS",
-        help="run only these shards, e.g. 0-3 or 0,2,5 (needs --shard-count)",
+        help="run only these shards, e.g. 0-3 or 0,2,5 (needs --shard-count; default: all)",
     )
     run.add_argument(
         "--shard-count", type=_positive_int, metavar="K", help="the total number of shards"
     )
-    cluster = commands.add_parser(
-        "cluster", help="run the bot as N processes, each with a range of the shards"
+    cluster = _command(
+        commands,
+        "cluster",
+        "run the bot as N processes, each with a contiguous range of the shards",
+        example="DISCORD_TOKEN=... newsbot --config newsbot.yaml cluster --processes 4",
     )
     cluster.add_argument(
         "--processes", type=_positive_int, required=True, metavar="N", help="bot processes"
@@ -101,10 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--shard-count",
         type=_positive_int,
         metavar="K",
-        help="total shards (default: what Discord recommends)",
+        help="total shards (default: discord.shard_count, else what Discord recommends)",
     )
-    migrate = commands.add_parser(
-        "migrate", help="copy the database (corpus, settings, digests, searches) to another"
+    migrate = _command(
+        commands,
+        "migrate",
+        "copy the database (articles, settings, digest log, saved searches) to another",
+        example="newsbot migrate --to postgresql://newsbot:secret@db.example/newsbot",
     )
     migrate.add_argument(
         "--to", required=True, metavar="TARGET", help="a postgresql:// URL (or a SQLite file)"
@@ -112,8 +203,22 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--replace", action="store_true", help="empty the target first if it holds data"
     )
-    sync = commands.add_parser("sync", help="publish the slash commands to Discord")
+    sync = _command(
+        commands,
+        "sync",
+        "publish the slash commands to Discord",
+        example="newsbot --config newsbot.yaml sync --global",
+    )
     sync.add_argument("--global", dest="globally", action="store_true", help="to every guild")
+
+    backup = _command(
+        commands,
+        "backup",
+        "write a consistent copy of the database, safe while the bot runs",
+        example="newsbot --config newsbot.yaml backup backups/newsbot-$(date +%F).sqlite3",
+    )
+    backup.add_argument("file", type=Path, metavar="FILE", help="where to write the copy")
+    backup.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     return parser
 
 
@@ -126,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError("--db needs a database file or a postgresql:// URL, not ''")
             config = dataclasses.replace(config, database=database_target(args.db))
         _setup_logging(config, verbose=args.verbose, quiet=args.command != "run")
+        if args.command == "run" and config.log_file is not None:
+            _log_to_file(config.log_file)
         status = _dispatch(args, config)
         sys.stdout.flush()  # inside the try: a closed pipe must fail here, not at exit
         return status
@@ -166,8 +273,12 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         from .runner import sync_commands
 
         return sync_commands(config, globally=args.globally)
+    if args.command == "backup":
+        return _backup(config, args.file, force=args.force)
     if args.command == "check":
-        return _print_report(_check(config, args.paths), out=sys.stdout, verbose=args.verbose)
+        report = _check(config, args.paths)
+        print(format_report(report, verbose=args.verbose, summary=check_summary(report)))
+        return EXIT_OK if report.ok else EXIT_REJECTED
     if args.command == "search":
         # Before the library opens: a usage error must not create the database or load seeds.
         _check_query(args)
@@ -229,8 +340,7 @@ def _global_argv(args: argparse.Namespace, config: Config) -> list[str]:
     if args.db is not None:
         database = config.database
         argv += ["--db", database if isinstance(database, str) else str(database.resolve())]
-    if args.verbose:
-        argv.append("-v")
+    argv += ["-v"] * args.verbose
     return argv
 
 
@@ -262,6 +372,17 @@ def _check(config: Config, paths: list[Path]) -> LoadReport:
     from .loader import check_seeds
 
     return check_seeds(paths or [config.seeds_dir], max_bytes=config.max_seed_bytes)
+
+
+def _backup(config: Config, target: Path, *, force: bool) -> int:
+    from .backup import BackupError, backup_database
+
+    try:
+        size = backup_database(config.database, target, force=force)
+    except BackupError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"backed up {config.database} to {target} ({size:,} bytes)")
+    return EXIT_OK
 
 
 def _check_query(args: argparse.Namespace) -> None:
@@ -343,14 +464,26 @@ def _print_report(report: LoadReport, *, out: TextIO, verbose: bool = False) -> 
     return EXIT_OK if report.ok else EXIT_REJECTED
 
 
-def format_report(report: LoadReport, *, verbose: bool = False) -> str:
+def check_summary(report: LoadReport) -> str:
+    """``newsbot check``'s first line: what a load would do, since check itself writes nothing.
+
+    check compares with an empty store, not the database, so it can only say which files
+    would load, not which would be new or changed.
+    """
+    text = f"{len(report.added)} would load, {len(report.rejected)} rejected"
+    if report.duplicates:
+        text += f", {len(report.duplicates)} duplicates"
+    return f"{text} (nothing written)"
+
+
+def format_report(report: LoadReport, *, verbose: bool = False, summary: str | None = None) -> str:
     """The summary line, then rejections, duplicates and warnings, most important first.
 
     Rejections matter most (a file did not load), so more of them are listed; real corpora
     carry hundreds of harmless warnings (related videos without a URL), so only a few are
     shown unless ``verbose``.
     """
-    lines = [report.summary()]
+    lines = [summary or report.summary()]
     for label, items, shown in (
         ("rejected", [r for _, r in report.rejected], 50),
         ("duplicate", report.duplicates, 10),
@@ -407,9 +540,14 @@ class _ProgressBar:
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _setup_logging(config: Config, *, verbose: bool, quiet: bool) -> None:
-    level = logging.DEBUG if verbose else getattr(logging, config.log_level.upper())
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _setup_logging(config: Config, *, verbose: int, quiet: bool) -> None:
+    level = getattr(logging, config.log_level.upper())
+    # -v is newsbot's own debug log (the `bot` logger tree); -vv everyone's. aiosqlite alone
+    # logs two DEBUG lines per SQL statement, which would bury the report.
+    root_level = logging.DEBUG if verbose >= 2 else level
+    logging.basicConfig(level=root_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose:
+        logging.getLogger("bot").setLevel(logging.DEBUG)
     # The offline commands' output is their report; library chatter below WARNING is noise.
     if quiet and not verbose:
         for name in ("bot", "discord"):  # `sync` logs in to Discord: its chatter too
@@ -434,6 +572,26 @@ def _shard_ids(text: str) -> list[int]:
     if len(set(ids)) != len(ids):
         raise argparse.ArgumentTypeError(f"{text!r} names a shard twice")
     return ids
+
+
+# log_file rotation: at most 60 MiB of logs on disk, the last few days of a busy bot.
+LOG_FILE_BYTES = 10 * 1024 * 1024
+LOG_FILE_BACKUPS = 5
+
+
+def _log_to_file(path: Path) -> None:
+    """Send the log to ``path`` (the config's log_file), rotated, instead of stderr."""
+    try:
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+        )
+    except OSError as exc:
+        raise UsageError(f"log_file {path}: cannot open ({exc.strerror or exc})") from None
+    root = logging.getLogger()
+    handler.setFormatter(root.handlers[0].formatter if root.handlers else None)
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
 
 
 def _positive_int(text: str) -> int:

@@ -21,8 +21,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from .config import Config
-from .errors import handle_error
+from .errors import describe_error, handle_error
 from .library import Library
+from .metrics import BotMetrics, interaction_started, record_interaction
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,15 @@ EXTENSIONS = ("bot.cogs.news", "bot.cogs.digest", "bot.cogs.seeds")
 class NewsTree(app_commands.CommandTree):
     """One error handler for every command: the policy of :mod:`bot.errors`."""
 
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        interaction_started(interaction)  # the start of the reply latency metric
+        return True
+
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
     ) -> None:
         command = interaction.command.qualified_name if interaction.command else "?"
+        record_interaction(interaction, "error" if describe_error(error) is None else "user_error")
         await handle_error(interaction, error, what=f"/{command}")
 
 
@@ -92,6 +98,10 @@ class _NewsBotMixin:
         self.clock: Callable[[], datetime] = clock or _utcnow
         # Follows the database's corpus (another process's load or reload); see Library.watch.
         self._watcher: asyncio.Task[None] | None = None
+        # on_ready runs again after every reconnect; the start-up note is for the first only.
+        self._commands_noted = False
+        # Prometheus collectors of this bot; served while it runs when metrics.enabled.
+        self.metrics = BotMetrics(self)
 
     def on_own_shard(self, guild_id: int) -> bool:
         """Whether ``guild_id``'s events come to this process (Discord's shard formula)."""
@@ -104,6 +114,8 @@ class _NewsBotMixin:
 
     async def setup_hook(self) -> None:
         bot: Any = self
+        # First: /healthz answers "not ready" (503) while the bot connects.
+        await self.metrics.start(self.config.metrics)
         self._watcher = asyncio.create_task(self.library.watch(), name="newsbot-corpus-watch")
         for extension in EXTENSIONS:
             await bot.load_extension(extension)
@@ -125,7 +137,13 @@ class _NewsBotMixin:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
             self._watcher = None
+        await self.metrics.stop()
         await super().close()  # type: ignore[misc]
+
+    async def on_app_command_completion(
+        self, interaction: discord.Interaction, command: app_commands.Command[Any, ..., Any]
+    ) -> None:
+        record_interaction(interaction, "ok")
 
     async def on_ready(self) -> None:
         bot: Any = self
@@ -134,6 +152,38 @@ class _NewsBotMixin:
             bot.user,
             len(bot.guilds),
             len(self.library.index),
+        )
+        if not self._commands_noted and not self.config.discord.guild_ids:
+            self._commands_noted = True
+            await self._note_unsynced_commands()
+
+    async def _note_unsynced_commands(self) -> None:
+        """Say at start where the commands are when no guild is configured (the default).
+
+        The bot does not sync globally by itself: Discord takes up to an hour to show global
+        commands and rate-limits syncs, so that is `newsbot sync --global`, run once. Without
+        this note a first start would show no command anywhere and log nothing about it.
+        (Here, not in setup_hook: `newsbot sync` runs setup_hook too, and never gets ready.)
+        """
+        bot: Any = self
+        try:
+            published = await bot.tree.fetch_commands()
+        except discord.HTTPException as exc:
+            published = None
+            log.warning("could not list the globally published commands: %s", exc)
+        if published:
+            log.info(
+                "discord.guild_ids is empty: serving the %d commands published globally "
+                "(`newsbot sync --global` updates them)",
+                len(published),
+            )
+            return
+        log.warning(
+            "no slash commands synced: discord.guild_ids is empty%s, so /news shows nowhere. "
+            "List your server ids under discord.guild_ids in the config (commands appear there "
+            "at once, on the next start), or run `newsbot sync --global` once (they appear in "
+            "every server within an hour)",
+            "" if published is None else " and none are published globally",
         )
 
 

@@ -75,6 +75,16 @@ class DiscordConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    # Prometheus text at /metrics and a readiness check at /healthz, on a local port.
+    enabled: bool = False
+    # Loopback by default: the figures are for the operator's scraper, not the internet.
+    host: str = "127.0.0.1"
+    # 0 takes any free port (the log says which).
+    port: int = 9108
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     seeds_dir: Path = Path("seeds")
     # A SQLite file, or a postgresql:// URL shared by several processes.
@@ -91,6 +101,9 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
     discord: DiscordConfig = field(default_factory=DiscordConfig)
+    # `newsbot run` logs to this file (rotated) instead of stderr; None: stderr (the journal).
+    log_file: Path | None = None
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: Path | None = None  # the file this came from, if any (not a key)
 
 
@@ -127,6 +140,8 @@ def load_config(path: Path | str | None = None) -> Config:
         value = getattr(config, key)
         if key in raw and isinstance(value, Path) and not value.is_absolute():
             changes[key] = base / value
+    if config.log_file is not None and not config.log_file.is_absolute():
+        changes["log_file"] = base / config.log_file
     return dataclasses.replace(config, **changes)
 
 
@@ -275,3 +290,8 @@ def _validate(instance: Any, path: Path, prefix: str) -> None:
                 )
             if len(set(instance.shard_ids)) != len(instance.shard_ids):
                 raise bad("shard_ids", "lists a shard twice")
+    elif isinstance(instance, MetricsConfig):
+        if not instance.host.strip():
+            raise bad("host", "must be a host name or address, e.g. 127.0.0.1")
+        if not 0 <= instance.port <= 65535:
+            raise bad("port", "must be between 0 (any free port) and 65535")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ import yarl
 
 from .config import Config
 from .library import Library
+from .metrics import MetricsError
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,9 @@ def run_bot(config: Config) -> int:
         return 2
     except (aiohttp.ClientError, OSError) as exc:
         print(f"newsbot: error: {_unreachable(config, exc)}", file=sys.stderr)
+        return 2
+    except MetricsError as exc:
+        print(f"newsbot: error: {exc}", file=sys.stderr)
         return 2
     except discord.PrivilegedIntentsRequired:  # pragma: no cover - guilds intent only
         print("newsbot: error: the bot asked for an intent Discord did not grant", file=sys.stderr)
@@ -151,6 +156,8 @@ async def _sync(config: Config, token: str, *, globally: bool) -> tuple[int, dic
     """(commands published, {guild id: why it refused}) after syncing like the bot does."""
     from .client import make_bot
 
+    # A one-shot next to a running bot: its metrics port would clash with the bot's.
+    config = dataclasses.replace(config, metrics=dataclasses.replace(config.metrics, enabled=False))
     async with Library.open(config) as library:
         bot = make_bot(library, config)
         async with bot:

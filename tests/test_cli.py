@@ -138,6 +138,11 @@ def report(
     )
 
 
+def would(load: int = 0, rejected: int = 0) -> str:
+    """``newsbot check``'s summary: what a load would do (check itself writes nothing)."""
+    return f"{load} would load, {rejected} rejected (nothing written)"
+
+
 # --- running the CLI ------------------------------------------------------------------------
 
 
@@ -454,8 +459,8 @@ def test_a_bad_seed_file_is_named_with_its_reason_and_the_others_still_load(home
 
 def test_check_reports_like_load_and_writes_nothing(home: Path) -> None:
     good, other_db = newsbot_all([["check"], ["--db", "elsewhere.sqlite3", "check"]], cwd=home)
-    assert (good.status, good.out) == (0, report(added=5) + "\n")
-    assert (other_db.status, other_db.out) == (0, report(added=5) + "\n")
+    assert (good.status, good.out) == (0, would(load=5) + "\n")
+    assert (other_db.status, other_db.out) == (0, would(load=5) + "\n")
     assert sorted(p.name for p in home.iterdir()) == ["seeds"]  # no database was created
 
     # After a real load, check compares with an empty store (not the database) and changes
@@ -468,10 +473,10 @@ def test_check_reports_like_load_and_writes_nothing(home: Path) -> None:
     folder, single = newsbot_all([["check"], ["check", str(bad)]], cwd=home)
 
     assert folder.status == 1, folder
-    assert folder.lines[0] == report(added=5, rejected=1)
+    assert folder.lines[0] == would(load=5, rejected=1)
     assert folder.lines[1] == f"  rejected: {bad}:3: YAML error: did not find expected ',' or ']'"
     assert single.status == 1, single
-    assert single.lines == [report(rejected=1), folder.lines[1]]
+    assert single.lines == [would(rejected=1), folder.lines[1]]
     assert fingerprint(home) == before
 
 
@@ -611,7 +616,7 @@ def test_relative_paths_in_a_config_file_are_taken_from_its_folder(home: Path) -
     assert sorted(h["url"] for h in found.json()) == sorted(BY_URL)
     assert (conf / "data" / "news.sqlite3").is_file()
     assert list(work.iterdir()) == []
-    assert (checked.status, checked.out) == (0, report(added=5) + "\n")
+    assert (checked.status, checked.out) == (0, would(load=5) + "\n")
 
 
 def test_the_report_lists_every_rejection_but_only_a_few_warnings_unless_verbose() -> None:

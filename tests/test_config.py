@@ -32,10 +32,11 @@ def test_the_shipped_default_file_documents_exactly_the_defaults() -> None:
     assert shipped.seeds_dir == Path("seeds")
     assert shipped.database == Path("newsbot.sqlite3")
     defaults = Config()
-    for section in ("search", "digest", "discord"):
+    for section in ("search", "digest", "discord", "metrics"):
         assert getattr(shipped, section) == getattr(defaults, section), section
     assert shipped.max_seed_bytes == defaults.max_seed_bytes
     assert shipped.log_level == defaults.log_level
+    assert shipped.log_file == defaults.log_file
 
 
 def test_a_partial_file_changes_only_its_keys(tmp_path: Path) -> None:
@@ -91,6 +92,12 @@ def test_the_environment_variable_names_the_file(
         ("digest:\n  grace_hours: 1.0e+300\n", "'digest.grace_hours' must be between 0 and 24"),
         ("digest:\n  check_seconds: .inf\n", "'digest.check_seconds' must be a finite number"),
         ("search:\n  cooldown_seconds: .nan\n", "'search.cooldown_seconds' must be a finite"),
+        ("metrics:\n  port: 70000\n", "'metrics.port' must be between 0 (any free port)"),
+        ("metrics:\n  port: nine\n", "'metrics.port' must be a whole number, not 'nine'"),
+        ("metrics:\n  enabled: 1\n", "'metrics.enabled' must be true or false"),
+        ("metrics:\n  host: ' '\n", "'metrics.host' must be a host name or address"),
+        ("metrics:\n  path: /m\n", "unknown key 'metrics.path'"),
+        ("log_file: ''\n", "'log_file' must be a path"),
         ("- a list\n", "a config file is a mapping of keys, not list"),
         ("search: [\n", "invalid YAML"),
     ],
@@ -106,3 +113,19 @@ def test_bad_files_name_the_file_and_the_key(tmp_path: Path, text: str, message:
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_metrics_and_log_file_keys_are_read_and_the_log_file_is_relative_to_the_file(
+    tmp_path: Path,
+) -> None:
+    config = load_config(
+        write(tmp_path, "log_file: logs/newsbot.log\nmetrics:\n  enabled: true\n  port: 0\n")
+    )
+    assert config.log_file == tmp_path.resolve() / "logs" / "newsbot.log"
+    assert (config.metrics.enabled, config.metrics.host, config.metrics.port) == (
+        True,
+        "127.0.0.1",
+        0,
+    )
+    assert Config().metrics.enabled is False
+    assert Config().log_file is None

@@ -32,6 +32,7 @@ from ..digests import (
 )
 from ..embeds import BRAND_COLOUR, digest_embed
 from ..errors import UserError
+from ..metrics import record_digest
 
 if TYPE_CHECKING:
     from ..client import NewsBot
@@ -136,7 +137,15 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
         await self.bot.wait_until_ready()
 
     async def run_due_digest(self, guild_id: int) -> Outcome:
-        return await self.service.run_due(guild_id, self.poster)
+        outcome = await self.service.run_due(guild_id, self.poster)
+        self._count(outcome)
+        return outcome
+
+    def _count(self, outcome: Outcome) -> None:
+        """The digests metric: what happened to each post attempt."""
+        kind = {Posted: "posted", Refused: "refused", RetryLater: "failed"}.get(type(outcome))
+        if kind is not None:
+            record_digest(self.bot, kind)
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -210,6 +219,7 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
             raise UserError("No digest channel yet: set one with `/digest channel`.")
         await interaction.response.defer(ephemeral=True, thinking=True)
         outcome = await self.service.post_now(interaction.guild_id, self.poster)
+        self._count(outcome)
         await interaction.followup.send(self._post_now_text(outcome), ephemeral=True)
 
     def _post_now_text(self, outcome: Outcome) -> str:

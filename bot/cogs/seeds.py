@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from ..checks import moderator_only
 from ..embeds import BRAND_COLOUR, truncate
+from ..metrics import record_reload
 
 if TYPE_CHECKING:
     from ..client import NewsBot
@@ -35,7 +36,7 @@ class SeedsCog(commands.GroupCog, group_name="seeds", group_description="Manage 
         # Loading can take seconds on a large folder: defer, then answer with the report.
         await interaction.response.defer(ephemeral=True, thinking=True)
         log.info("seed reload asked by %s in guild %s", interaction.user.id, interaction.guild_id)
-        report = await self.bot.library.reload()
+        report = await record_reload(self.bot, self.bot.library.reload())
         await interaction.followup.send(embed=report_embed(report, len(self.bot.library.index)))
 
     @app_commands.command(name="status", description="Show the collection and its seed folder")
