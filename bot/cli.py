@@ -36,6 +36,8 @@ from .search import Hit
 from .store import StoreError, is_database_url
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+# Set by `newsbot cluster` in its children's environment (see bot.cluster.CHILD_ENV).
+CLUSTER_CHILD_ENV = "NEWSBOT_CLUSTER_CHILD"
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
 
 
@@ -230,8 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.db.strip():
                 raise UsageError("--db needs a database file or a postgresql:// URL, not ''")
             config = dataclasses.replace(config, database=database_target(args.db))
-        _setup_logging(config, verbose=args.verbose, quiet=args.command != "run")
-        if args.command == "run" and config.log_file is not None:
+        _setup_logging(config, verbose=args.verbose, quiet=args.command not in ("run", "cluster"))
+        # A cluster's child logs to stderr: its launcher relays that into the one log file.
+        in_cluster = os.environ.get(CLUSTER_CHILD_ENV) == "1"
+        if args.command in ("run", "cluster") and config.log_file is not None and not in_cluster:
             _log_to_file(config.log_file)
         status = _dispatch(args, config)
         sys.stdout.flush()  # inside the try: a closed pipe must fail here, not at exit
@@ -545,7 +549,9 @@ def _setup_logging(config: Config, *, verbose: int, quiet: bool) -> None:
     # -v is newsbot's own debug log (the `bot` logger tree); -vv everyone's. aiosqlite alone
     # logs two DEBUG lines per SQL statement, which would bury the report.
     root_level = logging.DEBUG if verbose >= 2 else level
-    logging.basicConfig(level=root_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A cluster's child leaves the time out: its launcher logs each relayed line with its own.
+    timed = "" if os.environ.get(CLUSTER_CHILD_ENV) == "1" else "%(asctime)s "
+    logging.basicConfig(level=root_level, format=timed + "%(levelname)s %(name)s: %(message)s")
     if verbose:
         logging.getLogger("bot").setLevel(logging.DEBUG)
     # The offline commands' output is their report; library chatter below WARNING is noise.

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -26,6 +27,8 @@ import aiohttp
 from .config import Config
 
 log = logging.getLogger(__name__)
+# The children's log lines, relayed.
+children_log = logging.getLogger("bot.cluster.children")
 
 #: Discord lets ``max_concurrency`` shards IDENTIFY per window, one per bucket
 #: (``shard_id % max_concurrency``).
@@ -34,6 +37,8 @@ IDENTIFY_WINDOW = 5.0
 SETUP_ERROR = 2
 #: What a shell reports for a program stopped by Ctrl-C.
 INTERRUPTED = 128 + signal.SIGINT
+#: Set in a child's environment: it logs to stderr for the launcher to relay.
+CHILD_ENV = "NEWSBOT_CLUSTER_CHILD"
 #: The program a child runs, before the global options and ``run``.
 NEWSBOT = (sys.executable, "-m", "bot")
 # Discord asks every client to name itself this way (a bare aiohttp agent may be blocked).
@@ -445,6 +450,9 @@ class Cluster:
                 # Its own process group: Ctrl-C reaches the launcher alone, which forwards it
                 # once, instead of every child seeing it twice.
                 process_group=0,
+                # The launcher writes the log (and its log_file) for everyone: a child logs to
+                # stderr, which is relayed, so no two processes rotate one file.
+                env={**os.environ, CHILD_ENV: "1"},
             )
         except OSError as exc:
             log.error("child %d: cannot start %s: %s", child.number, argv[0], _one_line(exc))
@@ -492,10 +500,19 @@ class Cluster:
             self._write(prefix, line)
 
     def _write(self, prefix: str, line: bytes) -> None:
-        out = self._output if self._output is not None else sys.stderr
         text = line.decode("utf-8", "replace").rstrip("\r\n")
-        out.write(f"{prefix}{text}\n")
-        out.flush()
+        if self._output is not None:
+            self._output.write(f"{prefix}{text}\n")
+            self._output.flush()
+            return
+        # Through the launcher's log (stderr, or its log_file, rotated by one process only),
+        # at the level the child logged it: a child line reads "LEVEL logger: message".
+        level_name, _, rest = text.partition(" ")
+        level = logging.getLevelName(level_name)
+        if isinstance(level, int):
+            children_log.log(level, "%s%s", prefix, rest)
+        else:  # not a log line (a traceback's continuation, a print)
+            children_log.info("%s%s", prefix, text)
 
 
 def _send(process: asyncio.subprocess.Process, sig: signal.Signals) -> None:

@@ -184,6 +184,16 @@ class _Fault:
 
 
 @dataclass
+class Hold:
+    """A request whose answer is held back; see :meth:`FakeDiscord.hold_next`."""
+
+    method: str
+    pattern: re.Pattern[str]
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
 class _Session:
     session_id: str
     shard: tuple[int, int] | None
@@ -255,6 +265,8 @@ class FakeDiscord:
         self._last_id = 0
         self._bot_role_ids: dict[int, int] = {}  # the bot's managed role in each guild
         self._faults: list[_Fault] = []
+        self._holds: list[Hold] = []  # waiting for their request
+        self._every_hold: list[Hold] = []  # released when the fake stops
         self._commands: dict[int | None, list[dict[str, Any]]] = {}
         self._messages: dict[int, dict[str, Any]] = {}  # every message, by id
         self._posts: dict[int, list[dict[str, Any]]] = {}  # POST /channels/{id}/messages
@@ -308,6 +320,8 @@ class FakeDiscord:
         await web.SockSite(self._runner, sock).start()
 
     async def stop(self) -> None:
+        for hold in self._every_hold:
+            hold.release.set()
         for ws in list(self._sockets):
             with contextlib.suppress(Exception):
                 await ws.close(code=1001)
@@ -446,6 +460,24 @@ class FakeDiscord:
             )
         )
 
+    def hold_next(self, method: str, path_regex: str) -> Hold:
+        """Carry out the next matching request, then keep its answer until ``release`` is set.
+
+        ``reached`` is set once the request has taken effect: a test can kill the client there,
+        between Discord committing a post and the client hearing of it.
+        """
+        hold = Hold(method.upper(), re.compile(path_regex))
+        self._holds.append(hold)
+        self._every_hold.append(hold)
+        return hold
+
+    def _take_hold(self, method: str, path: str) -> Hold | None:
+        for hold in self._holds:
+            if hold.method in ("*", method) and hold.pattern.fullmatch(path):
+                self._holds.remove(hold)
+                return hold
+        return None
+
     def _take_fault(self, method: str, path: str) -> _Fault | None:
         for fault in self._faults:
             if fault.method in ("*", method) and fault.pattern.fullmatch(path):
@@ -494,6 +526,11 @@ class FakeDiscord:
         rec.status, rec.response = status, payload
         self.requests.append(rec)
         self._notify()
+        hold = self._take_hold(rec.method, rec.path)
+        if hold is not None:
+            # Done on Discord's side; the answer waits (a client killed meanwhile never gets it).
+            hold.reached.set()
+            await hold.release.wait()
         if payload is None:
             return web.Response(status=status, headers=headers)
         # body=, not text=: aiohttp appends "; charset=utf-8" to text responses (see the TRAP).
