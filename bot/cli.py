@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import logging.handlers
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -34,6 +36,8 @@ from .config import Config, ConfigError, database_target, load_config
 from .loader import LoadReport, StaleReloadError
 from .search import Hit
 from .store import StoreError, is_database_url
+
+log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 # Set by `newsbot cluster` in its children's environment (see bot.cluster.CHILD_ENV).
@@ -290,8 +294,6 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _async_dispatch(args: argparse.Namespace, config: Config) -> int:
-    from .library import Library
-
     if (
         args.command in ("search", "digest")
         and not is_database_url(config.database)
@@ -302,8 +304,7 @@ async def _async_dispatch(args: argparse.Namespace, config: Config) -> int:
             f"no database at {config.database} and no seeds folder at {config.seeds_dir}: "
             "run newsbot in the project folder, or pass --config (or --db)"
         )
-    role = "load" if args.command == "load" else None
-    async with Library.open(config, searchable=args.command == "search", role=role) as library:
+    async with _open_library(args, config) as library:
         if args.command == "load":
             progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
             report = await library.reload(args.paths or None, progress=progress)
@@ -320,6 +321,36 @@ async def _async_dispatch(args: argparse.Namespace, config: Config) -> int:
 
 
 # --- commands -------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _open_library(args: argparse.Namespace, config: Config) -> AsyncIterator[Any]:
+    """The library for a command: read-only where that is all the command does.
+
+    ``search`` and ``digest`` only read an existing, loaded database: opened read-only, they
+    work on a full disk or a file this user may not write. A first use (nothing loaded yet)
+    or a schema to migrate needs writing, and takes the ordinary path.
+    """
+    from .library import Library
+
+    searchable = args.command == "search"
+    async with contextlib.AsyncExitStack() as stack:
+        if args.command in ("search", "digest") and not is_database_url(config.database):
+            try:
+                library = await stack.enter_async_context(
+                    Library.open(config, searchable=searchable, readonly=True)
+                )
+            except StoreError as exc:
+                log.debug("read-only open refused (%s); opening for writing", exc)
+            else:
+                if await library.store.count_articles() > 0:
+                    yield library
+                    return
+                await stack.aclose()
+        role = "load" if args.command == "load" else None
+        yield await stack.enter_async_context(
+            Library.open(config, searchable=searchable, role=role)
+        )
 
 
 def _with_shards(config: Config, shard_ids: list[int] | None, shard_count: int | None) -> Config:

@@ -234,28 +234,69 @@ def _coerce(value: Any, expected: Any, path: Path, key: str) -> Any:
     raise ConfigError(f"{path}: '{key}' has an unsupported type")  # pragma: no cover
 
 
+#: The inclusive range of every numeric key, by section.
+_RANGES: dict[type, dict[str, tuple[float, float]]] = {
+    Config: {
+        # One seed is read whole into memory; a news article is a few KB.
+        "max_seed_bytes": (1, 64 * 1024 * 1024),
+        "refresh_seconds": (0.1, 3600),
+        "claim_timeout_seconds": (1, 3600),
+    },
+    SearchConfig: {
+        "limit": (1, 25),  # the pages a reply's buttons go through
+        "max_query_length": (1, 6000),  # Discord's longest string option
+        "cooldown_seconds": (0, 86400),
+    },
+    DigestConfig: {
+        "max_stories": (1, 25),
+        "grace_hours": (0, 24),
+        "check_seconds": (0.01, 3600),
+    },
+    DiscordConfig: {
+        "shard_count": (1, 65536),
+    },
+    MetricsConfig: {
+        "port": (0, 65535),  # 0: any free port
+    },
+}
+
+#: Keys holding Discord ids (snowflakes), which the database stores as signed 64-bit integers.
+_SNOWFLAKE_LISTS: dict[type, tuple[str, ...]] = {
+    DigestConfig: ("channels",),
+    DiscordConfig: ("guild_ids", "moderator_role_ids"),
+}
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _snowflakes(value: Any) -> list[int]:
+    if isinstance(value, dict):  # digest.channels: guild id -> channel id
+        return [*value.keys(), *value.values()]
+    return list(value)
+
+
 def _validate(instance: Any, path: Path, prefix: str) -> None:
     """Range and format checks that types alone cannot express."""
 
     def bad(key: str, why: str) -> ConfigError:
         return ConfigError(f"{path}: '{prefix}{key}' {why}")
 
+    # Every number is bounded by what the code can use: a file size Python can read in one
+    # piece, a count Discord allows, a time asyncio can sleep; never just "positive".
+    for key, (low, high) in _RANGES.get(type(instance), {}).items():
+        value = getattr(instance, key)
+        if value is not None and not low <= value <= high:
+            raise bad(key, f"must be between {_number(low)} and {_number(high)}, not {value}")
+    for key in _SNOWFLAKE_LISTS.get(type(instance), ()):
+        for value in _snowflakes(getattr(instance, key)):
+            if not 0 < value < 2**63:
+                raise bad(key, f"holds {value}, which is not a Discord id (1 to 2^63 - 1)")
+
     if isinstance(instance, Config):
-        if instance.max_seed_bytes <= 0:
-            raise bad("max_seed_bytes", "must be positive")
-        if not 0.1 <= instance.refresh_seconds <= 3600:
-            raise bad("refresh_seconds", "must be between 0.1 and 3600")
-        if not 1 <= instance.claim_timeout_seconds <= 3600:
-            raise bad("claim_timeout_seconds", "must be between 1 and 3600")
         if instance.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise bad("log_level", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
-    elif isinstance(instance, SearchConfig):
-        if not 1 <= instance.limit <= 25:
-            raise bad("limit", "must be between 1 and 25")
-        if instance.max_query_length < 1:
-            raise bad("max_query_length", "must be positive")
-        if instance.cooldown_seconds < 0:
-            raise bad("cooldown_seconds", "must not be negative")
     elif isinstance(instance, DigestConfig):
         try:
             parse_local_time(instance.time)
@@ -265,19 +306,11 @@ def _validate(instance: Any, path: Path, prefix: str) -> None:
             parse_timezone(instance.timezone)
         except ValueError as exc:
             raise bad("timezone", f"is invalid: {exc}") from None
-        if not 1 <= instance.max_stories <= 25:
-            raise bad("max_stories", "must be between 1 and 25")
-        if not 0 <= instance.grace_hours <= 24:
-            raise bad("grace_hours", "must be between 0 and 24")
-        if not 0 < instance.check_seconds <= 3600:
-            raise bad("check_seconds", "must be more than 0 and at most 3600")
     elif isinstance(instance, DiscordConfig):
         for key in ("api_base", "gateway_url"):
             value = getattr(instance, key)
             if "://" not in value:
                 raise bad(key, f"must be a URL, not {value!r}")
-        if instance.shard_count is not None and instance.shard_count < 1:
-            raise bad("shard_count", "must be at least 1")
         if instance.shard_ids:
             if instance.shard_count is None:
                 raise bad("shard_ids", "needs discord.shard_count (the total number of shards)")
@@ -290,8 +323,5 @@ def _validate(instance: Any, path: Path, prefix: str) -> None:
                 )
             if len(set(instance.shard_ids)) != len(instance.shard_ids):
                 raise bad("shard_ids", "lists a shard twice")
-    elif isinstance(instance, MetricsConfig):
-        if not instance.host.strip():
-            raise bad("host", "must be a host name or address, e.g. 127.0.0.1")
-        if not 0 <= instance.port <= 65535:
-            raise bad("port", "must be between 0 (any free port) and 65535")
+    elif isinstance(instance, MetricsConfig) and not instance.host.strip():
+        raise bad("host", "must be a host name or address, e.g. 127.0.0.1")

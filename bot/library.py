@@ -94,14 +94,16 @@ class Library:
         clock: Callable[[], datetime] | None = None,
         searchable: bool = True,
         role: str | None = None,
+        readonly: bool = False,
     ) -> AsyncIterator[Library]:
         """Open the store and build the index from what it holds (no seed loading here).
 
         ``searchable=False`` (``newsbot load``) skips the index altogether: building it would
         cost more than a no-change reload itself. ``role`` ('bot', 'load') makes this process
-        beat a heartbeat in the database while open, so its claims stay its own.
+        beat a heartbeat in the database while open, so its claims stay its own. ``readonly``
+        opens an existing SQLite database without writing to it (see Store.open).
         """
-        store = await Store.open(config.database)
+        store = await Store.open(config.database, readonly=readonly)
         heart: asyncio.Task[None] | None = None
         try:
             library = cls(store, config, clock=clock, searchable=searchable)
@@ -221,7 +223,8 @@ class Library:
             if not wait:
                 raise ReloadBusy(holder)
             if not announced:
-                log.info("another process is reloading (%s); waiting for it", holder)
+                # A warning, so that the quiet CLI commands say why they wait.
+                log.warning("another process is loading the seeds (%s); waiting for it", holder)
                 announced = True
             await asyncio.sleep(LEASE_POLL_SECONDS)
 

@@ -92,7 +92,26 @@ def test_the_environment_variable_names_the_file(
         ("digest:\n  grace_hours: 1.0e+300\n", "'digest.grace_hours' must be between 0 and 24"),
         ("digest:\n  check_seconds: .inf\n", "'digest.check_seconds' must be a finite number"),
         ("search:\n  cooldown_seconds: .nan\n", "'search.cooldown_seconds' must be a finite"),
-        ("metrics:\n  port: 70000\n", "'metrics.port' must be between 0 (any free port)"),
+        ("metrics:\n  port: 70000\n", "'metrics.port' must be between 0 and 65535, not 70000"),
+        (
+            "max_seed_bytes: 9223372036854775807\n",
+            "'max_seed_bytes' must be between 1 and 67108864, not 9223372036854775807",
+        ),
+        ("max_seed_bytes: 0\n", "'max_seed_bytes' must be between 1 and 67108864, not 0"),
+        ("search:\n  max_query_length: 100000\n", "'search.max_query_length' must be between"),
+        ("refresh_seconds: 0\n", "'refresh_seconds' must be between 0.1 and 3600, not 0"),
+        ("discord:\n  shard_count: 0\n", "'discord.shard_count' must be between 1 and 65536"),
+        (
+            "discord:\n  guild_ids: [18446744073709551616]\n",
+            "'discord.guild_ids' holds 18446744073709551616, which is not a Discord id",
+        ),
+        ("digest:\n  channels: {5: -1}\n", "'digest.channels' holds -1, which is not a Discord id"),
+        (
+            "discord:\n  shard_count: 2\n  shard_ids: [2]\n",
+            "'discord.shard_ids' must be between 0 and 1 (shard_count - 1), not 2",
+        ),
+        ("discord:\n  shard_ids: [0]\n", "'discord.shard_ids' needs discord.shard_count"),
+        ("database: ''\n", "'database' must be a path or a postgresql:// URL"),
         ("metrics:\n  port: nine\n", "'metrics.port' must be a whole number, not 'nine'"),
         ("metrics:\n  enabled: 1\n", "'metrics.enabled' must be true or false"),
         ("metrics:\n  host: ' '\n", "'metrics.host' must be a host name or address"),
@@ -129,3 +148,12 @@ def test_metrics_and_log_file_keys_are_read_and_the_log_file_is_relative_to_the_
     )
     assert Config().metrics.enabled is False
     assert Config().log_file is None
+
+
+def test_a_postgresql_url_is_kept_whole_and_a_path_is_taken_from_the_files_folder(
+    tmp_path: Path,
+) -> None:
+    url = "postgresql://newsbot:secret@db.example:5432/newsbot?sslmode=require"
+    assert load_config(write(tmp_path, f"database: '{url}'\n")).database == url
+    config = load_config(write(tmp_path, "database: data/news.sqlite3\n"))
+    assert config.database == tmp_path / "data" / "news.sqlite3"

@@ -17,6 +17,7 @@ from discord.ext import commands
 
 from ..embeds import article_embed, no_hits_text, related_embed, truncate
 from ..errors import UserError, guarded
+from ..store import StoreError
 from ..tokens import fold
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ def _cooldown(interaction: discord.Interaction) -> app_commands.Cooldown | None:
 class NewsCog(commands.Cog):
     def __init__(self, bot: NewsBot) -> None:
         self.bot = bot
+        self._unsaved_warned = False
 
     @app_commands.command(name="news", description="Search the news collection")
     @app_commands.describe(
@@ -76,14 +78,29 @@ class NewsCog(commands.Cog):
             )
             return
         urls = [hit.article.url for hit in hits]
-        search_id = await self.bot.library.store.save_search(
-            interaction.user.id, query, urls, self.bot.clock()
-        )
         first = hits[0].article
+        embed = article_embed(first, position=1, total=len(hits))
+        try:
+            search_id = await self.bot.library.store.save_search(
+                interaction.user.id, query, urls, self.bot.clock()
+            )
+        except StoreError as exc:
+            # The search ran from memory; only its buttons need the database. A full disk or
+            # a read-only file costs the buttons, never the answer.
+            self._warn_unsaved(exc)
+            await interaction.response.send_message(embed=embed)
+            return
+        self._unsaved_warned = False
         await interaction.response.send_message(
-            embed=article_embed(first, position=1, total=len(hits)),
+            embed=embed,
             view=results_view(search_id, 0, len(hits), has_related=bool(first.related)),
         )
+
+    def _warn_unsaved(self, exc: StoreError) -> None:
+        """Log once per outage, not once per /news."""
+        if not self._unsaved_warned:
+            log.error("cannot save searches, so /news answers without buttons: %s", exc)
+            self._unsaved_warned = True
 
     @staticmethod
     def _no_hits(index: Any, query: str, topic: str | None, source: str | None) -> str:

@@ -177,15 +177,18 @@ class Store(ABC):
         self.holder_timeout = DEFAULT_HOLDER_TIMEOUT
 
     @classmethod
-    async def open(cls, target: Path | str) -> Store:
-        """Open and migrate the database at ``target`` (a path, or a ``postgresql://`` URL)."""
+    async def open(cls, target: Path | str, *, readonly: bool = False) -> Store:
+        """Open and migrate the database at ``target`` (a path, or a ``postgresql://`` URL).
+
+        ``readonly`` (SQLite): read an existing, current database without writing anything.
+        """
         if is_database_url(target):
             from .postgres import PostgresStore
 
             return await PostgresStore.connect(str(target))
         from .sqlite import SQLiteStore
 
-        return await SQLiteStore.connect(Path(target))
+        return await SQLiteStore.connect(Path(target), readonly=readonly)
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -686,12 +689,19 @@ class Store(ABC):
             await db.execute(
                 "DELETE FROM searches WHERE created_at < ?", (iso(now - SEARCH_RETENTION),)
             )
-            search_id = await db.fetchval(
-                "INSERT INTO searches (user_id, query, urls, created_at) VALUES (?, ?, ?, ?)"
-                " RETURNING id",
-                (user_id, query, json.dumps(list(urls)), iso(now)),
-            )
-        return int(search_id)
+            # A random id, never a counter: a database rebuilt from scratch would count from 1
+            # again, and an old message's buttons would open a stranger's search. A clash
+            # (one in billions) leaves the row alone and draws again.
+            for _ in range(8):
+                search_id = new_search_id()
+                inserted = await db.execute(
+                    "INSERT INTO searches (id, user_id, query, urls, created_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    (search_id, user_id, query, json.dumps(list(urls)), iso(now)),
+                )
+                if inserted:
+                    return search_id
+        raise StoreError("saving a search failed: no free id after 8 draws")
 
     async def load_search(self, search_id: int) -> SavedSearch | None:
         """The saved search, or None when it expired (or never existed)."""
@@ -762,15 +772,16 @@ class Store(ABC):
                 "UPDATE corpus_state SET generation = ?, changed_at = ? WHERE id = 1",
                 (generation, iso(now)),
             )
-            await self._after_import(db)
             await self._announce_generation(db, generation)
         return counts
 
-    async def _after_import(self, db: Session) -> None:  # noqa: B027
-        """Backend fix-ups after rows were copied in with their ids (PostgreSQL's sequence)."""
-
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def new_search_id() -> int:
+    """A saved search's id: random, positive, within a signed 64-bit integer (both engines)."""
+    return secrets.randbelow(2**62) + 1
 
 
 def wall_clock() -> datetime:

@@ -270,6 +270,11 @@ class PostgresStore(Store):
                 await db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
                 await db.execute("INSERT INTO schema_version (version) VALUES (0)")
             version = int(await db.fetchval("SELECT version FROM schema_version"))
+            if version < 0:
+                raise StoreError(
+                    f"{self.label}: database schema version {version} is not one newsbot knows"
+                    f" (0 to {SCHEMA_VERSION}); is this a newsbot database?"
+                )
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.label}: database schema version {version} is newer than this "
@@ -302,13 +307,6 @@ class PostgresStore(Store):
     async def _announce_generation(self, db: Session, generation: int) -> None:
         # Delivered at commit, to every listening process (this one included).
         await db.execute(f"NOTIFY {CORPUS_CHANNEL}, '{int(generation)}'")
-
-    async def _after_import(self, db: Session) -> None:
-        # Rows were copied with their ids: the identity must continue after the largest one.
-        await db.fetchval(
-            "SELECT setval(pg_get_serial_sequence('searches', 'id'),"
-            " (SELECT coalesce(max(id), 0) + 1 FROM searches), false)"
-        )
 
     async def wait_for_corpus_change(self, timeout: float) -> None:
         await self._ensure_listener()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -199,11 +200,21 @@ class SQLiteStore(Store):
         self.label = str(path)
         self._lock = asyncio.Lock()
         self._session = _SQLiteSession(db)
+        # How corpus_snapshot's own connection opens the file (SQLite URI parameters).
+        self._reader_query = "mode=ro"
 
     @classmethod
-    async def connect(cls, path: Path) -> SQLiteStore:
-        """Open (creating folder and file if needed) and migrate the database at ``path``."""
+    async def connect(cls, path: Path, *, readonly: bool = False) -> SQLiteStore:
+        """Open (creating folder and file if needed) and migrate the database at ``path``.
+
+        ``readonly``: open an existing, current database for reading only (no file is created,
+        nothing is written, not even by migrations), as the commands that only read do, so
+        they work on a full disk or a file they may not write.
+        """
         path = path.expanduser()
+        if readonly:
+            return await cls._connect_readonly(path)
+        _check_writable(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -224,6 +235,60 @@ class SQLiteStore(Store):
             await db.close()
             raise
         return store
+
+    @classmethod
+    async def _connect_readonly(cls, path: Path) -> SQLiteStore:
+        if not path.is_file():
+            raise StoreError(f"{path}: no database there")
+        wal = path.with_name(path.name + "-wal")
+        # No -wal file: no connection has the database open (SQLite removes it with the last
+        # one), so the file alone is the whole database. Reading it as immutable then creates
+        # nothing beside it, where mode=ro would leave an empty -wal and -shm behind (and fail
+        # where they cannot be made: a full disk, a folder this user may not write). A writer
+        # that starts meanwhile writes to its -wal, not to this file, until a checkpoint.
+        query = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+        try:
+            store, version = await cls._open_uri(path, query)
+        except sqlite3.OperationalError as exc:
+            if query != "mode=ro":
+                raise StoreError(f"{path}: cannot open for reading ({exc})") from exc
+            # The -wal is there but its -shm cannot be made or used: read the file as it is,
+            # without the changes a running writer still holds in its -wal.
+            log.warning(
+                "%s: read without SQLite's shared-memory file (%s); the latest changes of a"
+                " running writer may be missing",
+                path,
+                exc,
+            )
+            try:
+                store, version = await cls._open_uri(path, "mode=ro&immutable=1")
+            except sqlite3.Error as again:
+                raise StoreError(f"{path}: cannot open for reading ({again})") from again
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open for reading ({exc})") from exc
+        db = store._db
+        if version != SCHEMA_VERSION:
+            await db.close()
+            raise StoreError(
+                f"{path}: schema version {version}, not {SCHEMA_VERSION}: it must be opened for "
+                "writing once to be migrated"
+            )
+        return store
+
+    @classmethod
+    async def _open_uri(cls, path: Path, query: str) -> tuple[SQLiteStore, int]:
+        """A read-only connection (``query``: SQLite URI parameters) and the schema version."""
+        # as_uri() percent-encodes the path: a '#' or '?' in it must not change which file.
+        uri = f"{path.resolve().as_uri()}?{query}"
+        db = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+        store = cls(db, path)
+        store._reader_query = query  # the corpus reader opens the file the same way
+        try:
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            return store, await store._version()
+        except BaseException:
+            await db.close()
+            raise
 
     async def close(self) -> None:
         await self._db.close()
@@ -267,6 +332,12 @@ class SQLiteStore(Store):
         # Checked outside a transaction first, so opening an up-to-date (or read-only) database
         # never asks for the write lock.
         version = await self._version()
+        if version < 0:
+            # Not a number newsbot ever writes: migrating from it would fail half-way or worse.
+            raise StoreError(
+                f"{self.path}: database schema version {version} is not one newsbot knows "
+                f"(0 to {SCHEMA_VERSION}); is this a newsbot database?"
+            )
         while version < SCHEMA_VERSION:
             async with self.session(f"{self.path}: migrating the schema", write=True) as db:
                 # Read again under the write lock: another process may have just migrated it.
@@ -338,7 +409,7 @@ class SQLiteStore(Store):
 
     def read_snapshot_blocking(self) -> CorpusSnapshot:
         # as_uri() percent-encodes the path: a '#' or '?' in it must not change which file opens.
-        db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{self._reader_query}", uri=True)
         try:
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             db.execute("BEGIN")  # one snapshot for the generation and the three queries
@@ -350,3 +421,40 @@ class SQLiteStore(Store):
         finally:
             db.close()
         return CorpusSnapshot(int(generation[0]), hydrate(*results))
+
+
+def _check_writable(path: Path) -> None:
+    """Name the file or folder newsbot may not write, before SQLite fails obscurely.
+
+    SQLite reports "attempt to write a readonly database" for a file it may not write, and,
+    worse, a WAL database in a folder it may not write fails later in other ways (its -wal and
+    -shm files cannot be created). ``os.access`` also says no on a read-only file system.
+    """
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise StoreError(
+                f"{path}: this user may not write the database file (it needs read and write "
+                "permission); fix its permissions, or run newsbot as the file's owner"
+            )
+        folder = path.parent
+        companions = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+        for companion in companions:
+            if companion.exists() and not os.access(companion, os.R_OK | os.W_OK):
+                raise StoreError(
+                    f"{companion}: this user may not write SQLite's companion file (it needs "
+                    "read and write permission, like the database beside it)"
+                )
+        if not os.access(folder, os.W_OK | os.X_OK) and not all(c.exists() for c in companions):
+            raise StoreError(
+                f"{folder}: this user may not write in the database's folder (SQLite creates "
+                f"{path.name}-wal and {path.name}-shm there); give it write permission"
+            )
+        return
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(
+            f"{folder}: this user may not write in this folder, so the database {path} "
+            "cannot be created there; give it write permission or choose another path"
+        )
