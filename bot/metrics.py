@@ -25,6 +25,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from .library import ReloadBusy
+
 if TYPE_CHECKING:
     import discord
 
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 # query, a cooldown, a missing permission); failed on our side (logged with a traceback).
 OK, USER_ERROR, ERROR = "ok", "user_error", "error"
 DIGEST_OUTCOMES = ("posted", "refused", "failed")
-RELOAD_RESULTS = ("ok", "rejected", "error")
+RELOAD_RESULTS = ("ok", "rejected", "error", "busy")
 # Discord's deadline for a first answer is 3 s, hence the buckets around it.
 REPLY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
 RELOAD_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -232,6 +234,9 @@ async def record_reload(bot: Any, reload: Awaitable[_T]) -> _T:
         report = await reload
         result = "ok" if getattr(report, "ok", True) else "rejected"
         return report
+    except ReloadBusy:
+        result = "busy"  # another reload was running: this one did not start
+        raise
     finally:
         if metrics is not None:
             metrics.reloads.labels(result).inc()

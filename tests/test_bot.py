@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from bot.client import EXTENSIONS
+from bot.store import Store
 from tests.botharness import (
     ALICE,
     BOB,
@@ -202,6 +203,38 @@ async def test_seed_reload_is_refused_for_a_plain_member_and_done_for_moderators
         assert (await query)["type"] == 4
         zebra = await harness.news("zebras pause police")
         assert embed_of(zebra)["title"].startswith("Zebras pause")
+
+
+async def test_a_reload_while_another_process_reloads_is_told_so_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as harness:
+        assert harness.library is not None
+        other = await Store.open(harness.config.database)  # another bot process
+        try:
+            assert await other.take_lease("reload", now=datetime.now(UTC)) is None
+            generation = await other.corpus_generation()
+            followup = await _seeds_reload(harness)
+            assert followup.json["flags"] & EPHEMERAL
+            assert followup.json["content"].startswith("A reload is running right now")
+            assert await other.corpus_generation() == generation
+            await other.release_lease("reload")
+            done = await _seeds_reload(harness)
+            assert "unchanged 5" in done.json["embeds"][0]["description"]
+        finally:
+            await other.close()
+
+
+async def _seeds_reload(harness: BotHarness) -> Any:
+    """/seeds reload by a moderator; the follow-up that carries its answer."""
+    before = len(harness.fake.requests)
+    iid = await harness.fake.slash(
+        "seeds", {}, subcommand="reload", user=MODERATOR, roles=[MOD_ROLE]
+    )
+    assert (await harness.fake.wait_for_callback(iid)).json["type"] == 5
+    return await harness.fake.wait_for_request(
+        lambda r: r.index >= before and r.method == "POST" and r.path.startswith("/webhooks/")
+    )
 
 
 async def test_moderator_commands_are_refused_in_direct_messages(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from discord.ext import commands
 
 from ..checks import moderator_only
 from ..embeds import BRAND_COLOUR, truncate
+from ..errors import UserError
+from ..library import ReloadBusy
 from ..metrics import record_reload
 
 if TYPE_CHECKING:
@@ -36,7 +38,17 @@ class SeedsCog(commands.GroupCog, group_name="seeds", group_description="Manage 
         # Loading can take seconds on a large folder: defer, then answer with the report.
         await interaction.response.defer(ephemeral=True, thinking=True)
         log.info("seed reload asked by %s in guild %s", interaction.user.id, interaction.guild_id)
-        report = await record_reload(self.bot, self.bot.library.reload())
+        library = self.bot.library
+        try:
+            if library.reloading:  # another moderator's, in this process
+                raise ReloadBusy("this process")
+            # Told, not queued: a second reload right after the first would find nothing new.
+            report = await record_reload(self.bot, library.reload(wait=False))
+        except ReloadBusy:
+            raise UserError(
+                "A reload is running right now (someone else started it); the collection is "
+                "served as it ends. `/seeds status` shows it."
+            ) from None
         await interaction.followup.send(embed=report_embed(report, len(self.bot.library.index)))
 
     @app_commands.command(name="status", description="Show the collection and its seed folder")
