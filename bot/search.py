@@ -17,6 +17,14 @@ How a query is answered, and why:
 
 The index is immutable; a reload builds a new one and the caller swaps the reference, so a query
 always sees one whole corpus.
+
+**Bounded per article.** Whatever one seed file holds (a megabyte of base64, a title of 900,000
+letters, 200,000 distinct words), building stays linear in the corpus: only the first
+:data:`MAX_TITLE_WORDS` words of a title and :data:`MAX_EXCERPT_WORDS` of an excerpt are indexed,
+a word is cut to :data:`bot.tokens.MAX_WORD_LENGTH` characters, and a word that long gets no
+typo variants (it is a blob, not a word anyone mistypes). So one article adds at most
+``MAX_TITLE_WORDS * 2 + MAX_EXCERPT_WORDS`` words to the vocabulary (its title's words and
+compounds, its excerpt's words), each with at most ``MAX_TYPO_LENGTH`` deletions.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from .articles import Article
-from .tokens import compounds, fold, folded_words, query_words, words
+from .tokens import MAX_WORD_LENGTH, compounds, fold, folded_words, query_words, words
 
 # A query word found in the title counts this much extra over one found only in the excerpt.
 TITLE_WEIGHT = 0.5
@@ -41,6 +49,13 @@ TYPO_QUALITY = 0.8
 # A typo variant of a word that exists as typed is less likely to be what the user meant.
 TYPO_QUALITY_WHEN_EXACT = 0.55
 MIN_TYPO_LENGTH = 4
+# A word of MAX_WORD_LENGTH characters (maybe cut from a longer blob) is matched exactly only: its
+# deletion variants would cost MAX_WORD_LENGTH entries each, for a word no one types by hand.
+MAX_TYPO_LENGTH = MAX_WORD_LENGTH - 1
+# Words indexed per field of one article. Real titles have at most 27 words, real excerpts 59
+# (2,285 files); these caps leave room for far longer ones and bound what one file can cost.
+MAX_TITLE_WORDS = 64
+MAX_EXCERPT_WORDS = 256
 MAX_PREFIX_EXPANSION = 40
 RERANK_DEPTH = 40
 # Below this share of the query's weight matched, a document is not a hit, only a suggestion.
@@ -104,13 +119,13 @@ class SearchIndex:
         intern = vocab.setdefault
         for doc, article in enumerate(articles):
             title = fold(article.title)
-            title_flat.extend([intern(w, len(vocab)) for w in folded_words(title)])
+            title_words = folded_words(title, MAX_TITLE_WORDS)
+            title_flat.extend([intern(w, len(vocab)) for w in title_words])
             title_off.append(len(title_flat))
-            excerpt_flat.extend(
-                [intern(w, len(vocab)) for w in folded_words(fold(article.excerpt))]
-            )
+            excerpt_words = folded_words(fold(article.excerpt), MAX_EXCERPT_WORDS)
+            excerpt_flat.extend([intern(w, len(vocab)) for w in excerpt_words])
             excerpt_off.append(len(excerpt_flat))
-            for word in compounds(title):
+            for word in compounds(title, MAX_TITLE_WORDS):
                 extra_terms.append(intern(word, len(vocab)))
                 extra_docs.append(doc)
 
@@ -141,7 +156,7 @@ class SearchIndex:
         # share the deletion "recogniton", so a typo is found with a few dictionary probes.
         deletes: dict[str, int | list[int]] = {}
         for term, tid in vocab.items():
-            if len(term) < MIN_TYPO_LENGTH:
+            if not MIN_TYPO_LENGTH <= len(term) <= MAX_TYPO_LENGTH:
                 continue
             for variant in _one_deletions(term):
                 found = deletes.get(variant)
@@ -376,7 +391,8 @@ class SearchIndex:
         exact = self._vocab.get(word)
         if exact is not None:
             found[exact] = 1.0
-        if len(word) >= MIN_TYPO_LENGTH:
+        if MIN_TYPO_LENGTH <= len(word) <= MAX_TYPO_LENGTH + 1:
+            # One letter over the limit may still be an indexed word plus a typed extra letter.
             quality = TYPO_QUALITY if exact is None else TYPO_QUALITY_WHEN_EXACT
             for term in self._typo_neighbours(word):
                 if term != exact:
