@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import yaml
 
@@ -23,8 +23,10 @@ import yaml
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[assignment]
 
 DEFAULT_MAX_BYTES = 1024 * 1024
-# Dates outside these years are refused: a day's shift for a time zone must not overflow.
-MIN_YEAR, MAX_YEAR = 1900, 9000
+# Dates outside these years are refused, and the message says so. Python's datetime stops at
+# 9999-12-31, so a late date overflows as soon as a digest shifts it into a time zone or adds a
+# day; and a news article dated centuries ahead would top every "newest" list for good.
+MIN_YEAR, MAX_YEAR = 1900, 2200
 # Real files never use anchors; a handful is harmless, hundreds is an alias bomb.
 MAX_YAML_ALIASES = 50
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -32,14 +34,19 @@ _SPACES = re.compile(r"[ \t\u00a0]+")
 
 
 class SeedError(Exception):
-    """A seed file that cannot be loaded; ``str()`` is one line naming the file."""
+    """A seed file that cannot be loaded; ``str()`` is one line naming the file.
+
+    One line whatever the file is called: a name holding a newline (legal on Linux) would
+    otherwise split the report line and could forge others, so control characters are escaped
+    (see :func:`printable`). ``source`` and ``reason`` keep the raw text.
+    """
 
     def __init__(self, source: str, reason: str, line: int | None = None) -> None:
         self.source = source
         self.reason = reason
         self.line = line
         where = f"{source}:{line}" if line is not None else source
-        super().__init__(f"{where}: {reason}")
+        super().__init__(printable(f"{where}: {reason}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,13 +263,12 @@ def _article_from(doc: Any, source: str) -> Article:
     elif not isinstance(excerpt, str):
         raise SeedError(source, f"'excerpt' must be a string, not {_type_name(excerpt)}")
 
-    published = _parse_date(doc.get("publishedDateTime"))
-    if published is None:
-        if doc.get("publishedDateTime") is None:
-            raise SeedError(source, "missing key 'publishedDateTime'")
-        raise SeedError(
-            source, f"'publishedDateTime' is not a date: {_short(doc['publishedDateTime'])}"
-        )
+    raw_date = doc.get("publishedDateTime")
+    if raw_date is None:
+        raise SeedError(source, "missing key 'publishedDateTime'")
+    published = _read_date(raw_date)
+    if isinstance(published, str):
+        raise SeedError(source, f"'publishedDateTime' {published}")
 
     url = _article_url(doc, source)
     provider, domain, icon = _provider(doc.get("provider"))
@@ -296,7 +302,7 @@ def _article_from(doc: Any, source: str) -> Article:
         kind=kind,
         topics=topics,
         related=related,
-        warnings=tuple(f"{source}: {w}" for w in warnings),
+        warnings=tuple(printable(f"{source}: {w}") for w in warnings),
     )
 
 
@@ -306,9 +312,13 @@ def _article_url(doc: dict[str, Any], source: str) -> str:
         value = doc.get(key)
         if value is None or value == "":
             continue
-        if not isinstance(value, str) or not is_http_url(value.strip()):
+        if not isinstance(value, str):
             raise SeedError(source, f"'{key}' is not an http(s) URL: {_short(value)}")
-        return value.strip()
+        try:
+            return http_url(value)
+        except ValueError as exc:
+            reason = f"'{key}' is not an http(s) URL ({exc}): {_short(value)}"
+            raise SeedError(source, reason) from None
     raise SeedError(source, "no URL: neither 'webUrl' nor 'originalUrl' is set")
 
 
@@ -340,9 +350,9 @@ def _related(raw: Any, warnings: list[str]) -> tuple[RelatedLink, ...]:
             continue
         url = next(
             (
-                v.strip()
+                found
                 for v in (item.get("webUrl"), item.get("originalUrl"))
-                if isinstance(v, str) and is_http_url(v.strip())
+                if (found := _http_url_or_none(v)) is not None
             ),
             None,
         )
@@ -377,9 +387,9 @@ def _first_image(raw: Any) -> str | None:
     if not isinstance(raw, list):
         return None
     for image in raw:
-        url = image.get("url") if isinstance(image, dict) else None
-        if isinstance(url, str) and is_http_url(url.strip()):
-            return url.strip()
+        url = _http_url_or_none(image.get("url") if isinstance(image, dict) else None)
+        if url is not None:
+            return url
     return None
 
 
@@ -395,7 +405,13 @@ def _number(raw: Any) -> float | None:
 
 
 def _parse_date(raw: Any) -> datetime | None:
-    """A YAML datetime, date or ISO string -> an aware UTC datetime; None when unparsable."""
+    """A YAML datetime, date or ISO string -> an aware UTC datetime; None when unusable."""
+    value = _read_date(raw)
+    return None if isinstance(value, str) else value
+
+
+def _read_date(raw: Any) -> datetime | str:
+    """:func:`_parse_date`, but why not when it cannot: "is not a date: ..." or the range."""
     if isinstance(raw, datetime):
         value = raw
     elif isinstance(raw, date):
@@ -407,17 +423,24 @@ def _parse_date(raw: Any) -> datetime | None:
         try:
             value = datetime.fromisoformat(text)
         except ValueError:
-            return None
+            return f"is not a date: {_short(raw)}"
     else:
-        return None
+        return f"is not a date: {_short(raw)}"
+    written = value
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     try:
         value = value.astimezone(UTC)
     except OverflowError:  # 0001-01-01 with a positive offset lands before year 1
-        return None
+        return _out_of_range(written)
     # Every later computation (local dates, ISO text, timestamps) must stay within range.
-    return value if MIN_YEAR <= value.year <= MAX_YEAR else None
+    return value if MIN_YEAR <= value.year <= MAX_YEAR else _out_of_range(written)
+
+
+def _out_of_range(written: datetime) -> str:
+    # The date as the file gives it (its own offset), and what would have been accepted.
+    shown = _short(written.isoformat())
+    return f"is {shown}, outside the accepted years {MIN_YEAR} to {MAX_YEAR}"
 
 
 # --- small helpers shared with the rest of the bot ------------------------------------------
@@ -434,12 +457,114 @@ def clean_text(text: str, *, keep_newlines: bool = False) -> str:
     return _SPACES.sub(" ", _CONTROL_CHARS.sub(" ", text.replace("\n", " "))).strip()
 
 
-def is_http_url(value: str) -> bool:
+def printable(text: str) -> str:
+    """``text`` on one line: control characters, line and paragraph separators and other
+    unprintable characters escaped as ``repr()`` writes them (``\\n``, ``\\x1b``, ``\\u2028``).
+
+    For anything that writes a file name (or other outside text) into a report line or a log.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+# What a browser percent-encodes in each part of an http(s) URL (the WHATWG URL standard's
+# path, special-query and fragment percent-encode sets), besides every non-ASCII character,
+# which it writes as UTF-8 bytes. "#" and "?" do not appear: they end the path and the query.
+_PATH_ESCAPES = frozenset(' "<>`{}')
+_QUERY_ESCAPES = frozenset(" \"<>'")
+_FRAGMENT_ESCAPES = frozenset(' "<>`')
+_URL_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Characters a browser refuses in a host name (WHATWG's forbidden domain code points, bar the
+# controls, refused already).
+_FORBIDDEN_HOST = frozenset(' #%/:<>?@[\\]^|"')
+
+
+def http_url(value: str) -> str:
+    """``value`` as the http(s) URL a browser would request; ValueError(reason) if none would.
+
+    Surrounding spaces are dropped and what a browser would percent-encode is (a space in the
+    path is ``%20``, ``é`` is ``%C3%A9``); an international host name becomes punycode. A URL
+    that needs none of that is returned exactly as given, so identities never shift. Refused:
+    schemes other than http and https (``javascript:``, ``data:``...), no host, a control
+    character anywhere, a host a browser would not resolve (a space in it, say), a bad port.
+    """
+    value = value.strip()
+    if _URL_CONTROLS.search(value):
+        raise ValueError("a control character")
     try:
         parts = urlsplit(value)
+    except ValueError as exc:  # an unbalanced "[" in the host, for one
+        raise ValueError(str(exc)) from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"scheme {parts.scheme!r}" if parts.scheme else "no scheme")
+    if not parts.netloc:
+        raise ValueError("no host")
+    netloc = _netloc(parts.netloc)
+    path = _escaped(parts.path, _PATH_ESCAPES)
+    query = _escaped(parts.query, _QUERY_ESCAPES)
+    fragment = _escaped(parts.fragment, _FRAGMENT_ESCAPES)
+    if (netloc, path, query, fragment) == (parts.netloc, parts.path, parts.query, parts.fragment):
+        return value
+    # Rebuilt by hand, not with urlunsplit, which drops an empty "?" or "#" and lower-cases
+    # the scheme: only the parts that had to change may differ from what the file says.
+    head = value[: len(parts.scheme)]  # the scheme as written
+    text = f"{head}://{netloc}{path}"
+    before_fragment = value.partition("#")[0]
+    if "?" in before_fragment[len(head) + 3 + len(parts.netloc) :]:
+        text += f"?{query}"
+    if "#" in value:
+        text += f"#{fragment}"
+    return text
+
+
+def is_http_url(value: str) -> bool:
+    """Whether a browser would open ``value`` as an http(s) URL (see :func:`http_url`)."""
+    return _http_url_or_none(value) is not None
+
+
+def _http_url_or_none(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return http_url(value)
     except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc) and " " not in value
+        return None
+
+
+def _netloc(netloc: str) -> str:
+    userinfo, at, hostport = netloc.rpartition("@")
+    if hostport.startswith("["):  # an IPv6 literal: urlsplit has checked its brackets
+        host, _, port = hostport[1:].partition("]")
+        host, port = f"[{host}]", port.removeprefix(":")
+    else:
+        host, _, port = hostport.partition(":")
+    if not host:
+        raise ValueError("no host")
+    if port and not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        raise ValueError(f"port {port!r}")
+    if not host.startswith("["):
+        bad = sorted(_FORBIDDEN_HOST.intersection(host))
+        if bad:
+            raise ValueError(f"{bad[0]!r} in the host")
+        if not host.isascii():
+            try:
+                host = host.encode("idna").decode("ascii")
+            except UnicodeError:
+                raise ValueError("a host name that is not a valid domain name") from None
+    userinfo = _escaped(userinfo, _PATH_ESCAPES)
+    return f"{userinfo}{at}{host}{':' if port or hostport.endswith(':') else ''}{port}"
+
+
+def _escaped(part: str, escapes: frozenset[str]) -> str:
+    if part.isascii() and escapes.isdisjoint(part):
+        return part
+    try:
+        return "".join(
+            ch if ch.isascii() and ch not in escapes else quote(ch, safe="") for ch in part
+        )
+    except UnicodeEncodeError:  # a lone surrogate has no UTF-8 form
+        raise ValueError("a character with no UTF-8 form") from None
 
 
 def _type_name(value: Any) -> str:

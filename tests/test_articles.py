@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,9 +11,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.articles import Article, SeedError, parse_seed
+from bot.articles import Article, SeedError, is_http_url, parse_seed, printable
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+# The tests' own copy of the shipped seeds: the repository's seeds/ may gain more files.
+SEEDS = Path(__file__).resolve().parent / "data" / "seeds"
 
 MINIMAL = """---
 title: "A title"
@@ -256,11 +258,11 @@ def test_a_utf8_bom_is_accepted() -> None:
         ),
         (
             ("https://example.com/a", "javascript:alert(1)"),
-            "bad.md: 'webUrl' is not an http(s) URL: 'javascript:alert(1)'",
+            "bad.md: 'webUrl' is not an http(s) URL (scheme 'javascript'): 'javascript:alert(1)'",
         ),
         (
             ("https://example.com/a", "data:text/html,hi"),
-            "bad.md: 'webUrl' is not an http(s) URL: 'data:text/html,hi'",
+            "bad.md: 'webUrl' is not an http(s) URL (scheme 'data'): 'data:text/html,hi'",
         ),
     ],
 )
@@ -274,14 +276,17 @@ def test_bad_fields_are_refused(change: tuple[str, str], expected: str) -> None:
         # YAML resolves these as timestamps, then its constructor fails on them
         ("2020-02-30T10:00:00Z", "bad.md: YAML error: day is out of range for month"),
         ("2020-06-11T25:00:00Z", "bad.md: YAML error: hour must be in 0..23"),
-        # valid ISO, but before year 1 in UTC, or outside any sensible news date
+        # valid ISO, but before year 1 in UTC, or outside any sensible news date: the message
+        # says which dates are accepted
         (
             '"0001-01-01T00:00:00+01:00"',
-            "bad.md: 'publishedDateTime' is not a date: '0001-01-01T00:00:00+01:00'",
+            "bad.md: 'publishedDateTime' is '0001-01-01T00:00:00+01:00', "
+            "outside the accepted years 1900 to 2200",
         ),
         (
             '"0001-01-01T00:00:00Z"',
-            "bad.md: 'publishedDateTime' is not a date: '0001-01-01T00:00:00Z'",
+            "bad.md: 'publishedDateTime' is '0001-01-01T00:00:00+00:00', "
+            "outside the accepted years 1900 to 2200",
         ),
     ],
 )
@@ -386,3 +391,130 @@ def test_arbitrary_yaml_documents_give_an_article_or_a_seed_error(doc: dict) -> 
         assert isinstance(result, Article)
         assert result.url.startswith(("http://", "https://"))
         assert result.published.tzinfo is not None
+
+
+# --- rejections say why; what a browser opens is accepted -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("date", "shown"),
+    [
+        ("9999-12-31", "9999-12-31T00:00:00"),  # YAML gives a date
+        ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59+00:00"),  # a datetime
+        ("9999-12-31T23:59:59-05:00", "9999-12-31T23:59:59-05:00"),  # overflows in UTC
+        ("1850-01-01", "1850-01-01T00:00:00"),
+        ("2201-01-01T00:00:00Z", "2201-01-01T00:00:00+00:00"),
+        ("1899-12-31T23:59:59Z", "1899-12-31T23:59:59+00:00"),
+        ('"9999-12-31T00:00:00Z"', "9999-12-31T00:00:00+00:00"),  # a string
+    ],
+)
+def test_a_date_out_of_range_is_refused_with_the_accepted_range(date: str, shown: str) -> None:
+    assert error_of(MINIMAL.replace("2020-06-11T21:57:00Z", date)) == (
+        f"bad.md: 'publishedDateTime' is '{shown}', outside the accepted years 1900 to 2200"
+    )
+
+
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [
+        ("1900-01-01T00:00:00Z", datetime(1900, 1, 1, tzinfo=UTC)),
+        ("2200-12-31T23:59:59Z", datetime(2200, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ("1900-01-01T00:30:00-01:00", datetime(1900, 1, 1, 1, 30, tzinfo=UTC)),
+    ],
+)
+def test_the_ends_of_the_accepted_range_load(date: str, expected: datetime) -> None:
+    assert parse(MINIMAL.replace("2020-06-11T21:57:00Z", date)).published == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        # 5 files of a real corpus: a space in the path, which a browser sends as %20
+        (
+            "https://apnews.com/Business Wire/5054a1b2c3",
+            "https://apnews.com/Business%20Wire/5054a1b2c3",
+        ),
+        (
+            "https://example.com/a b?q=x y&n='1'#top part",
+            ("https://example.com/a%20b?q=x%20y&n=%271%27#top%20part"),
+        ),
+        (
+            'https://example.com/"quoted"/<b>/{x}`',
+            ("https://example.com/%22quoted%22/%3Cb%3E/%7Bx%7D%60"),
+        ),
+        ("https://example.com/café/naïve", "https://example.com/caf%C3%A9/na%C3%AFve"),
+        ("https://münchen.example/straße", "https://xn--mnchen-3ya.example/stra%C3%9Fe"),
+        (
+            "https://user:two words@example.com:8080/p",
+            ("https://user:two%20words@example.com:8080/p"),
+        ),
+        # already what a browser sends: kept exactly, so identities never shift
+        ("HTTPS://Example.COM/a%20b?x=1&y=%zz#", "HTTPS://Example.COM/a%20b?x=1&y=%zz#"),
+        ("https://example.com/a|b^c[d]?", "https://example.com/a|b^c[d]?"),
+        ("https://[2001:db8::1]:443/x", "https://[2001:db8::1]:443/x"),
+        ("  https://example.com/padded  ", "https://example.com/padded"),
+    ],
+)
+def test_a_url_a_browser_opens_is_accepted_as_the_browser_sends_it(url: str, expected: str) -> None:
+    article = parse(MINIMAL.replace('"https://example.com/a"', json.dumps(url)))
+    assert article.url == expected
+    assert is_http_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("javascript:alert(1)", "scheme 'javascript'"),
+        ("data:text/html,hi", "scheme 'data'"),
+        ("ftp://example.com/a", "scheme 'ftp'"),
+        ("//example.com/a", "no scheme"),
+        ("https:///a", "no host"),
+        ("https://", "no host"),
+        ("https:example.com", "no host"),
+        ("https://user@:80/a", "no host"),
+        ("https://exa mple.com/a", "' ' in the host"),
+        ("https://exa<mple.com/a", "'<' in the host"),
+        ("https://example.com:99999/a", "port '99999'"),
+        ("https://example.com:http/a", "port 'http'"),
+        ("https://example.com/a\\u0007b", "a control character"),
+        ("https://example.com/a\\nb", "a control character"),
+        ("https://example.com/a\\u0085b", "a control character"),
+        ("https://[::1/a", "Invalid IPv6 URL"),
+    ],
+)
+def test_a_url_no_browser_opens_is_refused_with_the_reason(url: str, why: str) -> None:
+    # JSON escapes are YAML double-quoted escapes: the control characters reach the parser.
+    text = MINIMAL.replace('"https://example.com/a"', '"' + url.replace('"', '\\"') + '"')
+    message = error_of(text)
+    assert message.startswith(f"bad.md: 'webUrl' is not an http(s) URL ({why}): ")
+    assert "\n" not in message
+    assert not is_http_url(url.encode().decode("unicode_escape"))
+
+
+def test_related_links_and_images_are_encoded_like_the_article_url() -> None:
+    text = MINIMAL.replace(
+        "---\n",
+        "---\nimages:\n  - url: 'https://img.example/a b.jpg'\n"
+        "related:\n  - title: Other\n    webUrl: 'https://example.org/x y'\n"
+        "  - title: Broken\n    webUrl: 'https://exa mple.org/'\n",
+        1,
+    )
+    article = parse(text)
+    assert article.image_url == "https://img.example/a%20b.jpg"
+    assert [link.url for link in article.related] == ["https://example.org/x%20y"]
+    assert any("related item 2 has no http(s) URL" in w for w in article.warnings)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["evil\nname.md", "evil\rname.md", "a\x1b[31mred.md", "line\u2028sep.md", "tab\tand\x85.md"],
+)
+def test_a_file_name_with_control_characters_stays_on_one_line(name: str) -> None:
+    # A name holding a newline would split the report line and could forge another one.
+    message = error_of(MINIMAL.replace("title", "titel", 1), name=f"/seeds/{name}")
+    assert message.isprintable()
+    assert message == f"/seeds/{printable(name)}: missing key 'title'"
+    assert printable(name) == repr(name)[1:-1]
+    article = parse(MINIMAL.replace("---\n", "---\ntopics: 7\n", 1), name)
+    assert all(w.isprintable() for w in article.warnings)
+    assert article.warnings[0].startswith(repr(name)[1:-1] + ": 'topics' must be a list")
