@@ -12,17 +12,29 @@ Rules, all deterministic:
   ``.``). A file given directly is loaded whatever its name.
 * A symlink inside a folder is followed only if its target is inside that folder too; otherwise
   it is rejected ("symlink points outside <folder>"). Symlinked folders are not descended into
-  (their target is scanned where it really is, if it is inside the folder).
+  (their target is scanned where it really is, if it is inside the folder). A dangling link or a
+  loop is rejected by name if it has a seed's name; one that cannot even be resolved (a link to
+  a zombie process's ``/proc/PID/exe``) is rejected by name whatever its name.
+* Any error reading one entry (it vanished mid-scan, permission denied...) rejects that entry,
+  by name and with the reason, and the scan goes on: one entry never fails a load.
+* Paths in report lines and logs have their control characters escaped (``\\n``): a file name
+  holding a newline cannot split its line or forge another.
 * A file bigger than ``max_bytes`` (by stat) is rejected without being read.
 * Incremental: a file whose size and mtime match its ``seed_files`` row is not read; one whose
   size or mtime differ but whose sha256 matches is not parsed. Either way it keeps its previous
-  outcome, including a previous rejection (reported again with the stored reason).
+  outcome. A rejected file is the exception: it is read and parsed again by every load (they are
+  few), so a newsbot that now accepts it (a URL with a space, say) loads it without the file
+  being touched; if it is still refused, the reason is reported again.
 * A file that was loaded from a folder and is no longer in it is *removed* when that folder is
   loaded again. Files of folders not in this load are left alone; a missing path is rejected
   and removes nothing (an unmounted disk must not empty the store).
-* Duplicate URLs: among all files holding the same URL, the one with the lexicographically
-  smallest absolute path provides the article, whatever the scan order; each other one is
-  reported in ``duplicates`` and is neither loaded nor rejected.
+* Duplicate URLs: among all files holding the same URL, the one whose article has the latest
+  ``publishedDateTime`` provides it (a live-updated page is saved again under a later date);
+  between equal dates, the one with the lexicographically greatest absolute path (date-prefixed
+  names put the later copy last). The scan order never matters. Each other file is reported in
+  ``duplicates`` ("kept the newest, <path>") and is neither loaded nor rejected. To compare
+  dates, every file of a duplicated URL is parsed, including those whose bookkeeping says they
+  did not change (the store keeps no date for a file that lost its URL); duplicates are rare.
 * The store always ends up as a cold load of the same files would leave it: a file that is now
   rejected no longer provides its article (it is deleted unless another file holds that URL).
 * ``first_seen`` is set when a URL enters the store and kept while any file provides it.
@@ -31,7 +43,9 @@ Rules, all deterministic:
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
+import itertools
 import logging
 import os
 import stat
@@ -41,7 +55,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .articles import DEFAULT_MAX_BYTES, Article, SeedError, parse_seed
+from .articles import DEFAULT_MAX_BYTES, Article, SeedError, parse_seed, printable
 
 if TYPE_CHECKING:
     from .store import Store
@@ -185,7 +199,8 @@ async def load_seeds(
                 raise
             log.info("the store changed while planning the reload; planning again")
             continue
-        log.info("seeds loaded from %s: %s", ", ".join(map(str, path_list)), report.summary())
+        shown = ", ".join(printable(str(p)) for p in path_list)  # a name may hold a newline
+        log.info("seeds loaded from %s: %s", shown, report.summary())
         for _path, reason in report.rejected:
             log.warning("rejected %s", reason)  # the reason names the file
         return report
@@ -297,7 +312,9 @@ def _plan(
     for url, holding in sorted(holders.items()):
         if len(holding) > 1 and any(files[p].in_scan for p in holding):
             report.duplicates.extend(
-                f"same URL {url} in {holding[0]} and {loser}; kept {holding[0]}"
+                printable(
+                    f"same URL {url} in {loser} and {holding[0]}; kept the newest, {holding[0]}"
+                )
                 for loser in holding[1:]
             )
     # Only what this load looked at: old rejections in folders it did not scan are not news.
@@ -331,14 +348,26 @@ def _scan(paths: Sequence[Path]) -> _Scan:
             scan.rejected.append((shown, str(SeedError(shown, "the path is not valid UTF-8"))))
             continue
         try:
-            resolved = given.expanduser().resolve(strict=True)
-        except (OSError, RuntimeError):  # missing, or a symlink loop
+            expanded = given.expanduser()
+        except RuntimeError:  # "~user" without such a user
             scan.rejected.append((str(given), str(SeedError(str(given), "no such file or folder"))))
             continue
-        if resolved.is_dir():
+        try:
+            resolved = expanded.resolve(strict=True)
+            mode = os.stat(resolved).st_mode
+        except RuntimeError:  # pathlib's word for a symlink loop
+            scan.rejected.append((str(given), str(SeedError(str(given), "symlink loop"))))
+            continue
+        except OSError as exc:  # missing, a symlink loop, a link that cannot be read
+            reason = {errno.ENOENT: "no such file or folder", errno.ELOOP: "symlink loop"}.get(
+                exc.errno or 0, f"cannot read: {exc.strerror or exc}"
+            )
+            scan.rejected.append((str(given), str(SeedError(str(given), reason))))
+            continue
+        if stat.S_ISDIR(mode):
             scan.folders.append(str(resolved))
             _scan_folder(str(resolved), scan)
-        elif resolved.is_file():
+        elif stat.S_ISREG(mode):
             scan.found.setdefault(str(resolved), None)
         else:
             scan.rejected.append((str(given), str(SeedError(str(given), "not a regular file"))))
@@ -372,28 +401,65 @@ def _scan_folder(root: str, scan: _Scan) -> None:
                 # file must never fail the whole load.
                 reject(shown, "the file name is not valid UTF-8; rename the file")
                 continue
-            _stem, dot, suffix = entry.name.rpartition(".")
-            is_seed = bool(dot) and "." + suffix.lower() in SEED_SUFFIXES
-            if entry.is_symlink():
-                target = os.path.realpath(entry.path)
-                is_dir = os.path.isdir(target)
-                if not (is_seed or is_dir):
-                    continue
-                if not target.startswith(inside):
-                    reject(entry.path, f"symlink points outside {root}")
-                elif not os.path.exists(target):
-                    reject(entry.path, "broken symlink")
-                elif not is_dir and scan.found.get(target) is None:
-                    scan.found[target] = root
-            elif entry.is_dir(follow_symlinks=False):
-                subfolders.append(entry.path)
-            elif is_seed:
-                if not entry.is_file(follow_symlinks=False):
-                    # A FIFO would block the read forever; sockets and devices make no sense.
-                    reject(entry.path, "not a regular file")
-                elif scan.found.get(entry.path) is None:  # a folder beats "given directly"
-                    scan.found[entry.path] = root
+            try:
+                _scan_entry(entry, root, inside, scan, subfolders, reject)
+            except OSError as exc:
+                # Entries vanish mid-scan (a file deleted, a process gone from /proc), links
+                # cannot be read (/proc/PID/exe of a zombie), permissions differ: that entry is
+                # rejected by name, and the scan goes on.
+                reject(entry.path, f"cannot read: {exc.strerror or exc}")
         pending.extend(subfolders)
+
+
+def _scan_entry(
+    entry: os.DirEntry[str],
+    root: str,
+    inside: str,
+    scan: _Scan,
+    subfolders: list[str],
+    reject: Callable[[str, str], None],
+) -> None:
+    """Sort one folder entry into a seed found, a sub-folder or a rejection; may raise OSError."""
+    _stem, dot, suffix = entry.name.rpartition(".")
+    is_seed = bool(dot) and "." + suffix.lower() in SEED_SUFFIXES
+    if entry.is_symlink():
+        try:
+            target = os.path.realpath(entry.path)
+        except OSError as exc:
+            # realpath tolerates a missing target but not a link it cannot read: a link to a
+            # zombie's /proc/PID/exe, or one removed between its lstat and its readlink. Its
+            # name says nothing about what it pointed to, so it is rejected whatever its name.
+            reject(entry.path, f"cannot resolve symlink: {exc.strerror or exc}")
+            return
+        is_dir = os.path.isdir(target)
+        if not (is_seed or is_dir):
+            return
+        if not target.startswith(inside):
+            reject(entry.path, f"symlink points outside {root}")
+        elif not os.path.exists(target):
+            reject(entry.path, _why_broken(entry.path))
+        elif not is_dir and scan.found.get(target) is None:
+            scan.found[target] = root
+    elif entry.is_dir(follow_symlinks=False):
+        subfolders.append(entry.path)
+    elif is_seed:
+        if not entry.is_file(follow_symlinks=False):
+            # A FIFO would block the read forever; sockets and devices make no sense.
+            reject(entry.path, "not a regular file")
+        elif scan.found.get(entry.path) is None:  # a folder beats "given directly"
+            scan.found[entry.path] = root
+
+
+def _why_broken(link: str) -> str:
+    """Why a symlink's target cannot be reached: a loop, or nothing there."""
+    try:
+        os.stat(link)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop"
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            return f"broken symlink: {exc.strerror or exc}"
+    return "broken symlink"
 
 
 def _undecodable(path: str) -> str | None:
@@ -437,9 +503,11 @@ def _examine(path: str, folder: str | None, row: SeedFileRecord | None, max_byte
     if st.st_size > max_bytes:
         file.error = _too_big(path, st.st_size, max_bytes)
         return file
+    # A rejection is not trusted from the bookkeeping: the parser may accept the file now.
     if (
         row is not None
         and row.sha256 is not None
+        and row.error is None
         and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns)
     ):
         file.sha256, file.url, file.error = row.sha256, row.url, row.error
@@ -456,7 +524,7 @@ def _examine(path: str, folder: str | None, row: SeedFileRecord | None, max_byte
         return file
     file.size = len(data)
     file.sha256 = hashlib.sha256(data).hexdigest()
-    if row is not None and row.sha256 == file.sha256:  # touched, not changed
+    if row is not None and row.error is None and row.sha256 == file.sha256:  # touched, not changed
         file.url, file.error = row.url, row.error
         return file
     try:
@@ -464,7 +532,7 @@ def _examine(path: str, folder: str | None, row: SeedFileRecord | None, max_byte
     except SeedError as exc:
         file.error = str(exc)
     except Exception as exc:  # a parser bug must cost one file, never the whole reload
-        log.exception("unexpected error parsing %s", path)
+        log.exception("unexpected error parsing %s", printable(path))
         file.error = str(SeedError(path, f"cannot parse: {type(exc).__name__}: {exc}"))
     else:
         file.url = file.article.url
@@ -478,19 +546,49 @@ def _too_big(path: str, size: int, max_bytes: int) -> str:
 def _settle_winners(
     files: dict[str, _File], sources: Mapping[str, str], max_bytes: int
 ) -> dict[str, list[str]]:
-    """Group live files by URL, smallest path first; make sure each winner's article is at hand.
+    """Group live files by URL, the winner first; make sure each winner's article is at hand.
 
-    A winner whose article is neither parsed in this load nor already in the store from that
-    very file (it just took the URL over from a removed, changed or rejected file) is read and
-    parsed now. That can reject it or change its URL, so the grouping is redone until stable;
-    each round parses at least one more file, so this ends.
+    The winner is the newest: the latest ``publishedDateTime``, then the greatest path. Dates
+    are compared only between files holding the same URL, and every such file that this load
+    did not parse is read and parsed now, since its bookkeeping holds no date. If its content is
+    what its row says, only its date is noted (it did not change, so it is not rewritten);
+    otherwise it is taken as newly examined. A winner whose article is neither parsed in this
+    load nor already in the store from that very file (it just took the URL over) is then
+    parsed too. Either can reject a file or change its URL, so the grouping is redone until
+    stable; each round reads at least one more file, so this ends. A cold load parses every
+    file, so an incremental one ends on the same winners.
     """
+    dated: dict[str, _File] = {}  # files parsed here only to learn their date, as parsed
     while True:
         holders: dict[str, list[str]] = {}
         for path in sorted(files):
             url = files[path].url
             if url is not None and files[path].error is None:
                 holders.setdefault(url, []).append(path)
+        dates: dict[str, datetime] = {}
+        for path, file in itertools.chain(dated.items(), files.items()):
+            if file.article is not None:
+                dates[path] = file.article.published
+        undated = [
+            path
+            for paths in holders.values()
+            if len(paths) > 1
+            for path in paths
+            if path not in dates
+        ]
+        for path in undated:
+            old = files[path]
+            fresh = _examine(path, old.folder, None, max_bytes)
+            fresh.in_scan = old.in_scan
+            if fresh.article is not None and (fresh.sha256, fresh.url) == (old.sha256, old.url):
+                dated[path] = fresh
+            else:  # it changed since its row was written: this is its outcome now
+                files[path] = fresh
+        if undated:
+            continue
+        for paths in holders.values():
+            if len(paths) > 1:
+                paths.sort(key=lambda p: (dates[p], p), reverse=True)
         needed = [
             paths[0]
             for url, paths in holders.items()
@@ -499,9 +597,8 @@ def _settle_winners(
         if not needed:
             return holders
         for path in needed:
-            old = files[path]
-            fresh = _examine(path, old.folder, None, max_bytes)
-            fresh.in_scan = old.in_scan
+            fresh = dated.pop(path, None) or _examine(path, files[path].folder, None, max_bytes)
+            fresh.in_scan = files[path].in_scan
             files[path] = fresh
 
 

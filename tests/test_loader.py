@@ -25,13 +25,14 @@ def seed(
     *,
     topics: Sequence[str] = ("AI",),
     related: Sequence[str] = (),
+    published: str = "2024-01-02T03:04:05Z",
 ) -> str:
     """A minimal valid seed file (JSON strings are valid YAML double-quoted strings)."""
     lines = [
         "---",
         f"title: {json.dumps(title)}",
         'excerpt: "An excerpt"',
-        "publishedDateTime: 2024-01-02T03:04:05Z",
+        f"publishedDateTime: {published}",
         f"webUrl: {json.dumps(url)}",
         "type: article",
         "provider:",
@@ -293,8 +294,36 @@ async def test_now_must_be_aware(store: Store, seeds: Path) -> None:
 # --- duplicates ---------------------------------------------------------------------------------
 
 
+def kept(url: str, loser: Path, winner: Path) -> str:
+    return f"same URL {url} in {loser} and {winner}; kept the newest, {winner}"
+
+
 @pytest.mark.parametrize("order", [("a", "b"), ("b", "a")])
-async def test_a_duplicate_url_goes_to_the_smallest_path_whatever_the_order(
+@pytest.mark.parametrize(("older", "newer"), [("a", "b"), ("b", "a")])
+async def test_a_duplicate_url_goes_to_the_newest_version_whatever_the_order_or_path(
+    tmp_path: Path, order: tuple[str, str], older: str, newer: str
+) -> None:
+    # A live-updated page saved twice: the later publishedDateTime wins, whichever path sorts
+    # first and whichever order the paths are given in.
+    dates = {older: "2024-01-02T03:04:05Z", newer: "2024-01-02T09:00:00+02:00"}  # 07:00 UTC
+    files = {
+        name: write(
+            tmp_path / f"{name}.md",
+            seed("https://example.com/same", f"From {name}", published=dates[name]),
+        )
+        for name in ("a", "b")
+    }
+    async with await Store.open(tmp_path / "news.sqlite3") as store:
+        report = await load_seeds(store, [files[n] for n in order], now=NOW)
+        assert report.added == [str(files[newer])]
+        assert report.duplicates == [kept("https://example.com/same", files[older], files[newer])]
+        assert report.ok  # a duplicate is not a rejection
+        assert report.summary().endswith(", rejected 0, duplicates 1")
+        assert await titles(store) == {"same": f"From {newer}"}
+
+
+@pytest.mark.parametrize("order", [("a", "b"), ("b", "a")])
+async def test_between_equal_dates_the_later_path_wins(
     tmp_path: Path, order: tuple[str, str]
 ) -> None:
     files = {
@@ -303,17 +332,14 @@ async def test_a_duplicate_url_goes_to_the_smallest_path_whatever_the_order(
     }
     async with await Store.open(tmp_path / "news.sqlite3") as store:
         report = await load_seeds(store, [files[n] for n in order], now=NOW)
-        assert report.added == [str(files["a"])]
-        assert report.duplicates == [
-            f"same URL https://example.com/same in {files['a']} and {files['b']}; kept {files['a']}"
-        ]
-        assert report.ok  # a duplicate is not a rejection
-        assert report.summary().endswith(", rejected 0, duplicates 1")
-        assert await titles(store) == {"same": "From a"}
+        assert report.added == [str(files["b"])]
+        assert report.duplicates == [kept("https://example.com/same", files["a"], files["b"])]
+        assert await titles(store) == {"same": "From b"}
 
 
 async def test_a_duplicate_takes_over_when_the_winner_goes(store: Store, seeds: Path) -> None:
-    write(seeds / "z.md", seed("https://example.com/a", "Alpha from z"))
+    older = "2023-12-31T00:00:00Z"
+    write(seeds / "z.md", seed("https://example.com/a", "Alpha from z", published=older))
     first = await load_seeds(store, [seeds], now=NOW)
     assert len(first.duplicates) == 1 and (await titles(store))["a"] == "Alpha"
 
@@ -326,16 +352,49 @@ async def test_a_duplicate_takes_over_when_the_winner_goes(store: Store, seeds: 
     assert await store.first_seen("https://example.com/a") == NOW  # the URL never left
 
 
-async def test_a_new_smaller_path_takes_a_url_over(store: Store, seeds: Path) -> None:
+async def test_a_new_newer_version_takes_a_url_over_and_an_older_one_does_not(
+    store: Store, seeds: Path
+) -> None:
     await load_seeds(store, [seeds], now=NOW)
-    write(seeds / "0.md", seed("https://example.com/b", "Bravo from 0"))
+    newer = write(
+        seeds / "0.md", seed("https://example.com/b", "Bravo from 0", published="2025-01-01")
+    )
+    older = write(
+        seeds / "zz.md", seed("https://example.com/b", "Bravo, first draft", published="2020-01-01")
+    )
     report = await load_seeds(store, [seeds], now=NOW)
     assert names(report.updated) == ["0.md"]
     assert report.duplicates == [
-        f"same URL https://example.com/b in {seeds / '0.md'} and {seeds / 'b.md'};"
-        f" kept {seeds / '0.md'}"
+        kept("https://example.com/b", seeds / "b.md", newer),
+        kept("https://example.com/b", older, newer),
     ]
     assert (await titles(store))["b"] == "Bravo from 0"
+
+
+async def test_a_reload_with_duplicates_but_no_change_rewrites_nothing(
+    store: Store, seeds: Path
+) -> None:
+    # Winning needs every duplicate's date, which the bookkeeping does not keep: they are
+    # parsed again, but a file that did not change is not rewritten.
+    write(seeds / "z.md", seed("https://example.com/a", "Alpha from z", published="2020-01-01"))
+    await load_seeds(store, [seeds], now=NOW)
+    report = await load_seeds(store, [seeds], now=NOW)
+    assert not report.articles_changed
+    assert names(report.unchanged) == ["a.md", "b.md", "c.txt"]
+    assert not report.added and not report.updated
+    assert len(report.duplicates) == 1
+
+
+async def test_an_older_duplicate_that_becomes_the_newest_takes_over(
+    store: Store, seeds: Path
+) -> None:
+    z = write(seeds / "z.md", seed("https://example.com/a", "Alpha from z", published="2020-01-01"))
+    await load_seeds(store, [seeds], now=NOW)
+    write(z, seed("https://example.com/a", "Alpha from z, updated", published="2025-06-01"))
+    report = await load_seeds(store, [seeds], now=NOW)
+    assert names(report.updated) == ["z.md"]
+    assert report.duplicates == [kept("https://example.com/a", seeds / "a.md", z)]
+    assert (await titles(store))["a"] == "Alpha from z, updated"
 
 
 async def test_incremental_reloads_end_where_a_cold_load_would(tmp_path: Path, seeds: Path) -> None:
@@ -350,6 +409,49 @@ async def test_incremental_reloads_end_where_a_cold_load_would(tmp_path: Path, s
         incremental = await store.all_articles()
     async with await Store.open(tmp_path / "cold.sqlite3") as store:
         await load_seeds(store, [seeds], now=NOW)
+        assert await store.all_articles() == incremental
+
+
+async def test_incremental_reloads_with_dated_duplicates_end_where_a_cold_load_would(
+    tmp_path: Path, seeds: Path
+) -> None:
+    other = tmp_path / "other"  # a folder loaded once, then left out of the later loads
+    write(
+        other / "late.md",
+        seed("https://example.com/b", "Bravo, other folder", published="2024-03-01"),
+    )
+    async with await Store.open(tmp_path / "incremental.sqlite3") as store:
+        await load_seeds(store, [seeds, other], now=NOW)
+        assert (await titles(store))["b"] == "Bravo, other folder"
+        # A newer copy of a (date-prefixed: sorts first), an older copy of c, a tie for d.
+        write(
+            seeds / "0-a.md",
+            seed("https://example.com/a", "Alpha, updated", published="2024-02-01"),
+        )
+        write(
+            seeds / "zz-c.md",
+            seed("https://example.com/c", "Charlie, draft", published="2023-01-01"),
+        )
+        write(seeds / "d1.md", seed("https://example.com/d", "Delta 1"))
+        await load_seeds(store, [seeds], now=NOW)
+        write(seeds / "d2.md", seed("https://example.com/d", "Delta 2"))
+        # The other folder's copy of b is outdated by one written here...
+        write(seeds / "b.md", seed("https://example.com/b", "Bravo 2", published="2024-04-01"))
+        await load_seeds(store, [seeds], now=NOW)
+        # ...and only its row says what it held: it is still a candidate, read for its date.
+        (seeds / "0-a.md").unlink()
+        report = await load_seeds(store, [seeds], now=NOW)
+        incremental = await store.all_articles()
+        assert {a.url.rsplit("/", 1)[1]: a.title for a in incremental} == {
+            "a": "Alpha",
+            "b": "Bravo 2",
+            "c": "Charlie",
+            "d": "Delta 2",
+        }
+        assert sorted(names(report.unchanged)) == ["b.md", "c.txt", "d2.md"]
+        assert names(report.updated) == ["a.md"]
+    async with await Store.open(tmp_path / "cold.sqlite3") as store:
+        await load_seeds(store, [seeds, other], now=NOW)
         assert await store.all_articles() == incremental
 
 
