@@ -23,6 +23,8 @@ from tests.fakediscord import FakeChannel, FakeDiscord, FakeGuild, FakeRole, Fak
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+#: The tests' own copy of the five shipped seeds: an operator may add to seeds/ freely.
+SHIPPED_SEEDS = REPO / "tests" / "data" / "seeds"
 TOKEN = "harness-token-Mzk0MjE.fake.c2VjcmV0"
 GUILD_ID = 111_111_111_111_111_111
 GENERAL = 222_222_222_222_222_221
@@ -71,7 +73,8 @@ def database_for(tmp_path: Path) -> Path | str:
 def make_config(tmp_path: Path, **changes: Any) -> Config:
     seeds = tmp_path / "seeds"
     if not seeds.exists():
-        shutil.copytree(REPO / "seeds", seeds)
+        # The tests' own copy of the shipped seeds: the live seeds/ may hold more.
+        shutil.copytree(SHIPPED_SEEDS, seeds)
     config = Config(
         seeds_dir=seeds,
         database=database_for(tmp_path),

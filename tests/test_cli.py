@@ -28,8 +28,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.botharness import SHIPPED_SEEDS
+
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED_SEEDS = REPO / "seeds"
 DB_NAME = "newsbot.sqlite3"  # the default database, relative to the working directory
 TIMEOUT = 60  # seconds; a hung CLI must fail the test, not hang the suite
 
@@ -394,7 +395,8 @@ def test_a_closed_stdout_ends_the_command_quietly(loaded: Path) -> None:
 
     for proc in (streaming, closed_early):
         assert proc.stderr is not None
-        err = proc.stderr.read().decode()
+        with proc.stderr:  # closed here: `pytest -W default` reports a pipe left open
+            err = proc.stderr.read().decode()
         assert proc.wait(timeout=TIMEOUT) == 141, err  # 128 + SIGPIPE, as a shell reports it
         assert err == ""
 

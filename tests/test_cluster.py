@@ -26,6 +26,7 @@ from bot.store import Store
 from tests.botharness import (
     MODERATOR,
     REPO,
+    SHIPPED_SEEDS,
     TOKEN,
     running_bot,
 )
@@ -50,7 +51,7 @@ def shard_of(guild: int) -> int:
 def copy_seeds(tmp_path: Path) -> Path:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
-    for seed in (REPO / "seeds").glob("*.md"):
+    for seed in SHIPPED_SEEDS.glob("*.md"):
         (seeds / seed.name).write_bytes(seed.read_bytes())
     return seeds
 

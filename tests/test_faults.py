@@ -31,6 +31,7 @@ from tests.botharness import (
     MODERATOR,
     NEWS_CHANNEL,
     REPO,
+    SHIPPED_SEEDS,
     Clock,
     buttons_of,
     running_bot,
@@ -53,7 +54,7 @@ def newsbot(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 def seeds_copy(tmp_path: Path) -> Path:
     seeds = tmp_path / "seeds"
     if not seeds.exists():
-        shutil.copytree(REPO / "seeds", seeds)
+        shutil.copytree(SHIPPED_SEEDS, seeds)
     return seeds
 
 

@@ -28,9 +28,10 @@ from bot.config import Config
 from bot.library import Library
 from bot.loader import load_seeds
 from bot.store import Store
+from tests.botharness import SHIPPED_SEEDS
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = sorted((REPO / "seeds").glob("*.md"))
+SHIPPED = sorted(SHIPPED_SEEDS.glob("*.md"))
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 DAY = date(2026, 3, 2)
 GENERATED = 3000

@@ -22,7 +22,7 @@ from tests.fakediscord import FakeChannel, FakeDiscord, FakeGuild
 
 def write_config(tmp_path: Path, fake: FakeDiscord) -> Path:
     (tmp_path / "seeds").mkdir()
-    for seed in (REPO / "seeds").glob("*.md"):
+    for seed in (REPO / "tests" / "data" / "seeds").glob("*.md"):  # not the live seeds/
         (tmp_path / "seeds" / seed.name).write_bytes(seed.read_bytes())
     config = tmp_path / "newsbot.yaml"
     config.write_text(
