@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from .store import is_database_url
+from .store.base import redact
 
 
 class BackupError(Exception):
@@ -21,14 +21,7 @@ class BackupError(Exception):
 
 def postgres_url(database: Path | str) -> str | None:
     """The PostgreSQL URL the configured database names, without its password; else None."""
-    if not is_database_url(database):
-        return None
-    parts = urlsplit(str(database))
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    return urlunsplit(parts._replace(netloc=netloc))
+    return redact(str(database), mark=False) if is_database_url(database) else None
 
 
 def backup_database(database: Path | str, target: Path, *, force: bool = False) -> int:

@@ -40,6 +40,8 @@ from .store import StoreError, is_database_url
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+# The most shards discord.shard_count allows (see bot.config); ids are below it.
+MAX_SHARDS = 65536
 # Set by `newsbot cluster` in its children's environment (see bot.cluster.CHILD_ENV).
 CLUSTER_CHILD_ENV = "NEWSBOT_CLUSTER_CHILD"
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
@@ -231,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = _for_cluster_child(load_config(args.config))
         if args.db is not None:
             if not args.db.strip():
                 raise UsageError("--db needs a database file or a postgresql:// URL, not ''")
@@ -244,7 +246,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = _dispatch(args, config)
         sys.stdout.flush()  # inside the try: a closed pipe must fail here, not at exit
         return status
-    except (UsageError, ConfigError, StoreError, StaleReloadError) as exc:
+    except (UsageError, ConfigError) as exc:
+        print(f"newsbot: error: {exc}", file=sys.stderr)
+        from .runner import setup_error_status
+
+        return setup_error_status()
+    except (StoreError, StaleReloadError) as exc:
         print(f"newsbot: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -323,6 +330,17 @@ async def _async_dispatch(args: argparse.Namespace, config: Config) -> int:
 # --- commands -------------------------------------------------------------------------------
 
 
+def _for_cluster_child(config: Config) -> Config:
+    """A cluster's child N serves its metrics on the configured port + N (0 stays any port)."""
+    index = os.environ.get("NEWSBOT_CLUSTER_INDEX", "")
+    if os.environ.get(CLUSTER_CHILD_ENV) != "1" or not index.isdigit():
+        return config
+    if not config.metrics.enabled or config.metrics.port == 0:
+        return config
+    metrics = dataclasses.replace(config.metrics, port=config.metrics.port + int(index))
+    return dataclasses.replace(config, metrics=metrics)
+
+
 @asynccontextmanager
 async def _open_library(args: argparse.Namespace, config: Config) -> AsyncIterator[Any]:
     """The library for a command: read-only where that is all the command does.
@@ -360,9 +378,11 @@ def _with_shards(config: Config, shard_ids: list[int] | None, shard_count: int |
     count = shard_count or config.discord.shard_count
     if shard_ids is not None and count is None:
         raise UsageError("--shard-ids needs --shard-count (the total number of shards)")
-    ids = tuple(shard_ids) if shard_ids is not None else ()
+    # --shard-count alone keeps the config's shard_ids (a host's own share of the shards).
+    ids = tuple(shard_ids) if shard_ids is not None else config.discord.shard_ids
     if count is not None and any(i >= count for i in ids):
-        raise UsageError(f"--shard-ids must be below --shard-count ({count}), not {max(ids)}")
+        given = "--shard-ids" if shard_ids is not None else "discord.shard_ids"
+        raise UsageError(f"{given} must be below the shard count ({count}), not {max(ids)}")
     discord = dataclasses.replace(config.discord, shard_count=count, shard_ids=ids)
     return dataclasses.replace(config, discord=discord)
 
@@ -599,12 +619,12 @@ def _shard_ids(text: str) -> list[int]:
             first, dash, last = part.strip().partition("-")
             low = int(first)
             high = int(last) if dash else low
-            if low < 0 or high < low:
+            if low < 0 or high < low or high >= MAX_SHARDS:
                 raise ValueError
             ids.extend(range(low, high + 1))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a list of shard ids such as 0-3 or 0,2,5"
+            f"{text!r} is not a list of shard ids such as 0-3 or 0,2,5 (each below {MAX_SHARDS})"
         ) from None
     if len(set(ids)) != len(ids):
         raise argparse.ArgumentTypeError(f"{text!r} names a shard twice")

@@ -35,10 +35,17 @@ children_log = logging.getLogger("bot.cluster.children")
 IDENTIFY_WINDOW = 5.0
 #: The CLI's status for a setup problem (bad token, bad config): a restart cannot fix it.
 SETUP_ERROR = 2
+#: A child's status for a problem no restart can fix (a refused token, a bad config, a metrics
+#: port in use): sysexits' EX_CONFIG. A child's 2 (the database or Discord out of reach for a
+#: moment) is restarted like a crash.
+CHILD_SETUP_ERROR = 78
 #: What a shell reports for a program stopped by Ctrl-C.
 INTERRUPTED = 128 + signal.SIGINT
-#: Set in a child's environment: it logs to stderr for the launcher to relay.
+#: Set in a child's environment: it logs to stderr for the launcher to relay, exits
+#: CHILD_SETUP_ERROR on a setup error, and stops if the launcher dies.
 CHILD_ENV = "NEWSBOT_CLUSTER_CHILD"
+#: The child's number from 0, in its environment (its metrics port is the configured one + it).
+CHILD_INDEX_ENV = "NEWSBOT_CLUSTER_INDEX"
 #: The program a child runs, before the global options and ``run``.
 NEWSBOT = (sys.executable, "-m", "bot")
 # Discord asks every client to name itself this way (a bare aiohttp agent may be blocked).
@@ -274,7 +281,8 @@ class _Signals:
     def installed(self) -> Iterator[_Signals]:
         loop = asyncio.get_running_loop()
         caught = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        # SIGHUP too: a closed terminal or ssh session must stop the children, not orphan them.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             try:
                 loop.add_signal_handler(sig, self._deliver, sig)
             except (NotImplementedError, RuntimeError):
@@ -376,7 +384,8 @@ class Cluster:
             return
         self._signalled = True
         log.info("%s: stopping %d children", sig.name, len(self._children))
-        self._stop(signal_status(sig), sig)
+        # A hang-up means "stop" here; the children stop cleanly on SIGTERM (not on SIGHUP).
+        self._stop(signal_status(sig), signal.SIGTERM if sig == signal.SIGHUP else sig)
 
     def _stop(self, status: int, sig: signal.Signals) -> None:
         if self._stopping.is_set():
@@ -415,10 +424,10 @@ class Cluster:
                 # purpose, and restarting it would undo that.
                 log.warning("child %d stopped (status 0): shards %s offline", child.number, label)
                 return
-            if status == SETUP_ERROR:
+            if status == CHILD_SETUP_ERROR:
                 log.error(
-                    "child %d (shards %s) exited with status 2, a setup error a restart cannot "
-                    "fix: stopping the cluster",
+                    "child %d (shards %s) stopped on a setup error a restart cannot fix: "
+                    "stopping the cluster",
                     child.number,
                     label,
                 )
@@ -452,7 +461,7 @@ class Cluster:
                 process_group=0,
                 # The launcher writes the log (and its log_file) for everyone: a child logs to
                 # stderr, which is relayed, so no two processes rotate one file.
-                env={**os.environ, CHILD_ENV: "1"},
+                env={**os.environ, CHILD_ENV: "1", CHILD_INDEX_ENV: str(child.number - 1)},
             )
         except OSError as exc:
             log.error("child %d: cannot start %s: %s", child.number, argv[0], _one_line(exc))

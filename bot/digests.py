@@ -264,13 +264,18 @@ class DigestService:
         now = self.clock()
         content = await self._content(_since(last_posted, now), day, settings.timezone)
         if not content.stories and not self.config.post_when_empty:
-            await self.store.mark_digest_posted(guild_id, day, 0, now)  # nothing new: day done
+            if not await self.store.mark_digest_posted(guild_id, day, 0, now):  # day done
+                return AlreadyDone(day, await self.store.last_digest(guild_id))
             log.info("digest %s/%s: nothing new, not posted", guild_id, day)
             return NothingNew(day)
-        # A day claimed before (by a process that died, or a post that failed) may already be
-        # in the channel; a first attempt cannot be.
+        # A day tried before (by a process that died, or a post that failed, perhaps after
+        # Discord created the message) may already be in the channel; a first try cannot be.
         claim = await self.store.last_digest(guild_id)
-        retrying = claim is not None and claim.local_date == day.isoformat() and claim.attempts > 1
+        retrying = (
+            claim is not None
+            and claim.local_date == day.isoformat()
+            and (claim.attempts > 1 or claim.failed_at is not None)
+        )
         channel = settings.channel_id
         try:
             earlier = await poster.find_earlier(guild_id, channel, content) if retrying else None
@@ -279,14 +284,17 @@ class DigestService:
             )
         except PostRefused as exc:
             # Not retried by the scheduler: a new channel or /digest now tries again.
-            await self.store.mark_digest_failed(guild_id, day, str(exc), now, give_up=True)
             log.error("digest %s/%s: channel %s refused: %s", guild_id, day, channel, exc)
+            await self.store.mark_digest_failed(guild_id, day, str(exc), now, give_up=True)
             return Refused(day, str(exc))
         except PostFailed as exc:
-            await self.store.mark_digest_failed(guild_id, day, str(exc), now)
             log.warning("digest %s/%s failed, will retry: %s", guild_id, day, exc)
+            await self.store.mark_digest_failed(guild_id, day, str(exc), now)
             return RetryLater(day, str(exc))
-        await self.store.mark_digest_posted(guild_id, day, message_id, now)
+        if not await self.store.mark_digest_posted(guild_id, day, message_id, now):
+            # Another process took the claim over meanwhile (this one looked dead); it looks
+            # in the channel before posting, so the day still appears once.
+            return AlreadyDone(day, await self.store.last_digest(guild_id))
         log.info("digest %s/%s posted as message %s", guild_id, day, message_id)
         return Posted(day, channel, message_id, earlier=earlier is not None)
 

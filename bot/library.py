@@ -179,6 +179,9 @@ class Library:
                 await self.store.heartbeat(role=role)
             except StoreError as exc:
                 log.warning("could not record the heartbeat: %s", exc)
+            except Exception:
+                # The beat must go on: without it this process's claims would be taken over.
+                log.exception("could not record the heartbeat")
 
     # --- reloads --------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import discord
@@ -27,6 +28,8 @@ from .metrics import MetricsError
 log = logging.getLogger(__name__)
 
 TOKEN_VARIABLE = "DISCORD_TOKEN"
+# How often a cluster's child checks that its launcher is still there.
+ORPHAN_CHECK_SECONDS = 1.0
 NO_TOKEN = (
     f"no Discord bot token: set {TOKEN_VARIABLE} in the environment "
     f"or put {TOKEN_VARIABLE}=... in a .env file in the working directory"
@@ -71,27 +74,42 @@ def quiet_voice_warnings() -> None:
     discord.VoiceClient.warn_dave = False
 
 
+def in_cluster() -> bool:
+    """Whether this process is a child of ``newsbot cluster``."""
+    from .cluster import CHILD_ENV
+
+    return os.environ.get(CHILD_ENV) == "1"
+
+
+def setup_error_status() -> int:
+    """2 for a setup error; a cluster's child says 78 (EX_CONFIG), so that its launcher stops
+    instead of restarting it (a child's 2 is a database or Discord away for a moment)."""
+    from .cluster import CHILD_SETUP_ERROR
+
+    return CHILD_SETUP_ERROR if in_cluster() else 2
+
+
 def run_bot(config: Config) -> int:
     token = read_token()
     if token is None:
         print(f"newsbot: error: {NO_TOKEN}", file=sys.stderr)
-        return 2
+        return setup_error_status()
     point_discord_at(config)
     quiet_voice_warnings()
     try:
         asyncio.run(serve(config, token))
     except discord.LoginFailure:
         print(f"newsbot: error: Discord refused the token in {TOKEN_VARIABLE}", file=sys.stderr)
-        return 2
+        return setup_error_status()
     except (aiohttp.ClientError, OSError) as exc:
         print(f"newsbot: error: {_unreachable(config, exc)}", file=sys.stderr)
         return 2
     except MetricsError as exc:
         print(f"newsbot: error: {exc}", file=sys.stderr)
-        return 2
+        return setup_error_status()
     except discord.PrivilegedIntentsRequired:  # pragma: no cover - guilds intent only
         print("newsbot: error: the bot asked for an intent Discord did not grant", file=sys.stderr)
-        return 2
+        return setup_error_status()
     return 0
 
 
@@ -107,8 +125,23 @@ async def serve(config: Config, token: str) -> None:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError):  # not on Windows
                     loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
-            await bot.start(token)
+            orphan_watch = asyncio.create_task(_stop_when_orphaned(bot)) if in_cluster() else None
+            try:
+                await bot.start(token)
+            finally:
+                if orphan_watch is not None:
+                    orphan_watch.cancel()
         log.info("stopped")
+
+
+async def _stop_when_orphaned(bot: Any) -> None:
+    """A cluster's child stops when its launcher is gone (killed, out of memory): a launcher
+    started again would otherwise run a second session for the same shards."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(ORPHAN_CHECK_SECONDS)
+    log.error("the cluster launcher (pid %d) is gone: stopping", parent)
+    await bot.close()
 
 
 def sync_commands(config: Config, *, globally: bool) -> int:

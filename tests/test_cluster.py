@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -21,6 +23,8 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from bot.store import Store
 from tests.botharness import (
@@ -286,6 +290,77 @@ async def test_newsbot_cluster_runs_and_stops_one_child_per_shard_range(tmp_path
             assert await cluster.stop(signal.SIGTERM) == 0, cluster.log
         assert "shards 0-0 of 2" in cluster.log and "shards 1-1 of 2" in cluster.log
         assert "Traceback" not in cluster.log, cluster.log
+
+
+def free_ports(count: int) -> int:
+    """A base port with ``count`` free ports from it (checked, not reserved)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + count > 65535:
+            continue
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + count):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no run of free ports")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_cluster_children_get_their_own_metrics_port_and_stop_when_the_launcher_dies(
+    tmp_path: Path,
+) -> None:
+    port = free_ports(2)
+    async with FakeDiscord(guilds=guilds(), token=TOKEN, shard_count=SHARDS) as fake:
+        metrics = {"enabled": True, "host": "127.0.0.1", "port": port}
+        config = write_config(tmp_path, fake, tmp_path / "news.sqlite3", metrics=metrics)
+        async with processes() as running:
+            cluster = await Process.start(
+                tmp_path, "--config", str(config), "cluster", "--processes", "2"
+            )
+            running.append(cluster)
+            await fake.wait_until_connected(timeout=60)
+            async with aiohttp.ClientSession() as http:
+                for child_port in (port, port + 1):  # one port each, no clash
+                    url = f"http://127.0.0.1:{child_port}/healthz"
+                    async with asyncio.timeout(20):
+                        while True:
+                            with contextlib.suppress(aiohttp.ClientError):
+                                async with http.get(url) as answer:
+                                    if answer.status == 200:
+                                        break
+                            await asyncio.sleep(0.1)
+            pids = [int(m) for m in re.findall(r"child \d+ \(pid (\d+)\)", cluster.log)]
+            assert len(pids) == 2 and all(alive(p) for p in pids)
+            await cluster.stop(signal.SIGKILL)  # the launcher dies without a word
+            async with asyncio.timeout(20):
+                while any(alive(p) for p in pids):
+                    await asyncio.sleep(0.1)
+
+
+async def test_a_hang_up_stops_the_cluster_cleanly(tmp_path: Path) -> None:
+    async with FakeDiscord(guilds=guilds(), token=TOKEN, shard_count=SHARDS) as fake:
+        config = write_config(tmp_path, fake, tmp_path / "news.sqlite3")
+        async with processes() as running:
+            cluster = await Process.start(
+                tmp_path, "--config", str(config), "cluster", "--processes", "2"
+            )
+            running.append(cluster)
+            await fake.wait_until_connected(timeout=60)
+            assert await cluster.stop(signal.SIGHUP) == 0, cluster.log
+        assert cluster.log.count("bot.runner: stopped") == 2, cluster.log
 
 
 async def test_newsbot_migrate_copies_everything_and_old_buttons_keep_working(

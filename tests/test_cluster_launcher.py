@@ -66,18 +66,19 @@ event("start", ids, os.getpid(), time.time(), json.dumps(sys.argv[1:]).replace("
 print(f"out from {ids}", flush=True)
 print(f"err from {ids}", file=sys.stderr, flush=True)
 mode = plan.get(ids, "exit0")
-if mode == "crash-once":
-    mode = "exit1" if len([s for s in lines("start") if s[1] == ids]) == 1 else "exit0"
+if mode in ("crash-once", "unreachable-once"):
+    first = len([s for s in lines("start") if s[1] == ids]) == 1
+    mode = ("exit1" if mode == "crash-once" else "exit2") if first else "exit0"
 if mode == "serve":
     event("ready", ids)
     time.sleep(30)
     event("timeout", ids)
-elif mode == "exit2-when-others-ready":
+elif mode == "setup-error-when-others-ready":
     servers = sum(1 for m in plan.values() if m == "serve")
     deadline = time.monotonic() + 10
     while len(lines("ready")) < servers and time.monotonic() < deadline:
         time.sleep(0.01)
-    sys.exit(2)
+    sys.exit(78)
 sys.exit(int(mode.removeprefix("exit")) if mode.startswith("exit") else 0)
 """
 
@@ -324,10 +325,27 @@ async def test_crashed_child_is_restarted_with_its_range_and_output_is_prefixed(
     assert any("child 1 (shards 0-1) exited with status 1" in m for m in messages)
 
 
-async def test_child_exiting_2_stops_the_cluster_with_2(
+async def test_a_child_that_could_not_reach_its_database_or_discord_is_restarted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plan = {"0-1": "serve", "2-3": "serve", "4-4": "exit2-when-others-ready"}
+    # Status 2 from `newsbot run`: PostgreSQL or Discord out of reach for a moment.
+    children = Children(tmp_path, monkeypatch, {"0-0": "unreachable-once", "1-1": "exit0"})
+    async with FakeDiscord(token=TOKEN) as fake:
+        status = await asyncio.wait_for(
+            run_cluster(
+                fake_config(fake), processes=2, shard_count=2, token=TOKEN,
+                argv_for=children.argv_for(), timing=FAST, output=io.StringIO(),
+            ),
+            timeout=20,
+        )  # fmt: skip
+    assert status == 0
+    assert [s[0] for s in children.starts()].count("0-0") == 2  # restarted once
+
+
+async def test_a_child_with_a_setup_error_stops_the_cluster_with_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = {"0-1": "serve", "2-3": "serve", "4-4": "setup-error-when-others-ready"}
     children = Children(tmp_path, monkeypatch, plan)
     async with FakeDiscord(token=TOKEN) as fake:
         status = await asyncio.wait_for(

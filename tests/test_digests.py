@@ -219,6 +219,41 @@ async def test_a_retry_after_a_lost_answer_finds_the_earlier_post(store: Store) 
     assert channel.days() == [TODAY]
 
 
+async def test_post_now_after_a_lost_answer_finds_the_earlier_post(store: Store) -> None:
+    # A scheduled post reached the channel, its answer was lost (PostFailed), and the
+    # scheduler's tries are used up; a moderator's /digest now must not post it again.
+    channel = Channel()
+    for attempt in range(3):
+        assert await store.claim_digest(GUILD, TODAY, NOW, max_attempts=3)
+        if attempt == 0:
+            await channel.post(GUILD, 10, DigestContent([], 0, TODAY, "UTC", NOW), "nonce")
+        await store.mark_digest_failed(GUILD, TODAY, "timeout", NOW)
+    outcome = await DigestService(store, CONFIG, Clock()).post_now(GUILD, channel)
+    assert isinstance(outcome, Posted) and outcome.earlier
+    assert channel.days() == [TODAY]
+
+
+async def test_a_poster_whose_claim_was_taken_over_records_nothing(
+    database: Path | str,
+) -> None:
+    async with await Store.open(database) as slow, await Store.open(database) as other:
+        await put(slow, story(1))
+        channel = Channel(hang=asyncio.Event())
+        stuck = asyncio.create_task(DigestService(slow, CONFIG, Clock()).run_due(GUILD, channel))
+        async with asyncio.timeout(5):
+            while not channel.messages:
+                await asyncio.sleep(0.01)
+        other.holder_timeout = timedelta(0)  # the slow poster looks dead
+        taken = await DigestService(other, CONFIG, Clock()).run_due(GUILD, channel)
+        assert isinstance(taken, Posted) and taken.earlier  # found its post, did not repeat it
+        channel.hang.set()  # the slow poster hears back at last
+        late = await stuck
+        assert isinstance(late, AlreadyDone)
+        record = await other.last_digest(GUILD)
+        assert record is not None and record.status == "posted"
+    assert channel.days() == [TODAY]
+
+
 async def test_preview_covers_what_is_new_since_the_last_digest(store: Store) -> None:
     service, channel = DigestService(store, CONFIG, Clock()), Channel()
     first = await service.preview(GUILD)

@@ -467,9 +467,20 @@ async def test_concurrent_claims_from_two_connections_have_one_winner(
     assert sorted(results) == [False] * 5 + [True]
 
 
-async def test_marking_an_unclaimed_day_is_an_error(store: Store) -> None:
-    with pytest.raises(StoreError, match="no claimed digest for guild 1 on 2024-05-01"):
-        await store.mark_digest_posted(1, "2024-05-01", 1, NOW)
+async def test_only_the_claims_holder_records_its_outcome(database: Path | str) -> None:
+    async with await Store.open(database) as first, await Store.open(database) as second:
+        assert not await first.mark_digest_posted(1, "2024-05-01", 1, NOW)  # nothing claimed
+        assert await first.claim_digest(1, "2024-05-01", NOW)
+        second.holder_timeout = timedelta(0)  # the first looks dead: its claim is taken over
+        assert await second.claim_digest(1, "2024-05-01", NOW)
+        # The first wakes up: neither its post nor its failure overwrites the new claim.
+        assert not await first.mark_digest_failed(1, "2024-05-01", "late", NOW, give_up=True)
+        assert not await first.mark_digest_posted(1, "2024-05-01", 5, NOW)
+        record = await second.last_digest(1)
+        assert record is not None and (record.status, record.final) == ("claimed", False)
+        assert await second.mark_digest_posted(1, "2024-05-01", 6, NOW)
+        record = await second.last_digest(1)
+        assert record is not None and (record.status, record.message_id) == ("posted", 6)
 
 
 async def test_last_digest_is_the_latest_day_optionally_posted_only(store: Store) -> None:

@@ -43,6 +43,7 @@ from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..articles import Article, RelatedLink
@@ -51,6 +52,36 @@ from ..loader import ReloadChanges, ReloadState, SeedFileRecord, StaleReloadErro
 log = logging.getLogger(__name__)
 
 URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def redact(url: str, *, mark: bool = True) -> str:
+    """A database URL fit for messages and logs: no password, in the netloc or the query.
+
+    ``mark``: show where the password was (``user:***@``); without, leave it out, as a URL
+    given to another program (``pg_dump``) must, so that it asks or reads ``~/.pgpass``.
+    """
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            user, _, host = netloc.rpartition("@")
+            name = user.split(":", 1)[0]
+            netloc = f"{name}:***@{host}" if mark else f"{name}@{host}"
+        query = "&".join(
+            (f"{key}=***" if mark else "")
+            if key.lower() in _SECRET_KEYS
+            else f"{key}={value}"
+            if value
+            else key
+            for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        )
+        query = "&".join(part for part in query.split("&") if part)
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+    except ValueError:  # not even a URL: show none of it
+        return url.split("://", 1)[0] + "://(unreadable URL)"
+
+
+_SECRET_KEYS = {"password", "passfile", "sslpassword"}
 
 
 def is_database_url(target: str | Path) -> bool:
@@ -483,16 +514,16 @@ class Store(ABC):
         async with self.session("recording the heartbeat", write=True) as db:
             await self._beat(db, role)
             # Rows of processes gone for a day tell nobody anything any more.
-            await db.execute(
-                "DELETE FROM workers WHERE beat_at < ?", (iso(wall_clock() - timedelta(days=1)),)
-            )
+            await db.execute(f"DELETE FROM workers WHERE beat_at < {self._db_now} - 86400")
 
     async def _beat(self, db: Session, role: str) -> None:
-        now = iso(wall_clock())
+        # The database's clock, not this machine's: processes on several machines share one
+        # database, and a skew between their clocks must not make a live process look dead.
         await db.execute(
-            "INSERT INTO workers (holder, role, started_at, beat_at) VALUES (?, ?, ?, ?)"
+            "INSERT INTO workers (holder, role, started_at, beat_at)"
+            f" VALUES (?, ?, ?, {self._db_now})"
             " ON CONFLICT (holder) DO UPDATE SET beat_at = excluded.beat_at",
-            (self.holder, role, now, now),
+            (self.holder, role, iso(wall_clock())),
         )
 
     async def retire(self) -> None:
@@ -501,11 +532,18 @@ class Store(ABC):
             await db.execute("DELETE FROM workers WHERE holder = ?", (self.holder,))
 
     def _silent_holder(self, column: str) -> str:
-        """SQL true when ``column`` names a holder that stopped beating (or never beat)."""
-        return f"NOT EXISTS (SELECT 1 FROM workers w WHERE w.holder = {column} AND w.beat_at > ?)"
+        """SQL true when ``column`` names a holder that stopped beating (or never beat); its
+        parameter is :meth:`_alive_window`."""
+        return (
+            f"NOT EXISTS (SELECT 1 FROM workers w WHERE w.holder = {column}"
+            f" AND w.beat_at > {self._db_now} - CAST(? AS DOUBLE PRECISION))"
+        )
 
-    def _alive_cutoff(self) -> str:
-        return iso(wall_clock() - self.holder_timeout)
+    def _alive_window(self) -> float:
+        return self.holder_timeout.total_seconds()
+
+    #: The database's clock as seconds since the epoch (heartbeats are compared with it).
+    _db_now = "(julianday('now') - 2440587.5) * 86400.0"
 
     # --- leases: one holder at a time for a named job (a reload) --------------------------------
 
@@ -524,7 +562,7 @@ class Store(ABC):
                 " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
                 " taken_at = excluded.taken_at"
                 " WHERE leases.holder = ? OR " + self._silent_holder("leases.holder"),
-                (name, self.holder, iso(now), self.holder, self._alive_cutoff()),
+                (name, self.holder, iso(now), self.holder, self._alive_window()),
             )
             if taken:
                 return None
@@ -584,7 +622,7 @@ class Store(ABC):
                     self.holder,
                     max_attempts,
                     iso(now - stale_after),
-                    self._alive_cutoff(),
+                    self._alive_window(),
                 ),
             )
         log.debug("digest claim %s/%s: %s", guild_id, day, "won" if claimed else "refused")
@@ -607,12 +645,13 @@ class Store(ABC):
 
     async def mark_digest_posted(
         self, guild_id: int, local_date: date | str, message_id: int | None, now: datetime
-    ) -> None:
-        """Record that the claimed digest is done; StoreError if it was not claimed.
+    ) -> bool:
+        """Record that the claimed digest is done; False if this process does not hold the
+        claim (any more): then nothing is written.
 
         ``message_id`` None: the day is done without a post (nothing new to tell).
         """
-        await self._finish_digest(
+        return await self._finish_digest(
             guild_id,
             local_date,
             "status = 'posted', posted_at = ?, message_id = ?, error = NULL",
@@ -627,11 +666,12 @@ class Store(ABC):
         now: datetime,
         *,
         give_up: bool = False,
-    ) -> None:
+    ) -> bool:
         """Record that posting the claimed digest failed; it may be claimed again, unless
         ``give_up`` (the channel refused it): then only :meth:`grant_digest_attempt` reopens it.
+        False if this process does not hold the claim (any more): then nothing is written.
         """
-        await self._finish_digest(
+        return await self._finish_digest(
             guild_id,
             local_date,
             "status = 'failed', failed_at = ?, error = ?, final = ?",
@@ -640,16 +680,19 @@ class Store(ABC):
 
     async def _finish_digest(
         self, guild_id: int, local_date: date | str, assignments: str, params: tuple[Any, ...]
-    ) -> None:
+    ) -> bool:
         day = _local_date(local_date)
         async with self.session("recording a digest", write=True) as db:
+            # Only the claim's holder records its outcome: a process whose claim was taken
+            # over (it looked dead) must not overwrite what the new holder does.
             changed = await db.execute(
                 f"UPDATE digest_log SET {assignments}"
-                " WHERE guild_id = ? AND local_date = ? AND status = 'claimed'",
-                (*params, guild_id, day),
+                " WHERE guild_id = ? AND local_date = ? AND status = 'claimed' AND holder = ?",
+                (*params, guild_id, day, self.holder),
             )
         if changed != 1:
-            raise StoreError(f"no claimed digest for guild {guild_id} on {day}")
+            log.warning("digest %s/%s: the claim is no longer this process's", guild_id, day)
+        return changed == 1
 
     async def last_digest(self, guild_id: int, *, posted_only: bool = False) -> DigestRecord | None:
         """The guild's latest digest-log row by local date (only 'posted' ones if asked)."""

@@ -20,11 +20,18 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from .base import CorpusSnapshot, Session, Store, StoreError, article_queries, hydrate
+from .base import (
+    CorpusSnapshot,
+    Session,
+    Store,
+    StoreError,
+    article_queries,
+    hydrate,
+    redact,
+)
 from .base import split_statements as _split
 
 log = logging.getLogger(__name__)
@@ -34,6 +41,8 @@ CORPUS_CHANNEL = "newsbot_corpus"
 #: Any constant: the advisory lock that serialises migrations across processes.
 _MIGRATION_LOCK = 0x6E657773626F74  # "newsbot"
 POOL_SIZE = 4
+# Seconds close() waits for connections still in use.
+CLOSE_TIMEOUT = 10.0
 
 _MIGRATION_1 = """
 CREATE TABLE articles (
@@ -127,7 +136,7 @@ CREATE TABLE workers (
     holder     TEXT PRIMARY KEY,
     role       TEXT NOT NULL,
     started_at TEXT NOT NULL,
-    beat_at    TEXT NOT NULL
+    beat_at    DOUBLE PRECISION NOT NULL  -- the server's clock, seconds since the epoch
 );
 
 CREATE TABLE leases (
@@ -154,16 +163,6 @@ def numbered(sql: str) -> str:
         return f"${count}"
 
     return re.sub(r"\?", number, sql)
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
 
 
 def _rowcount(status: str) -> int:
@@ -200,6 +199,8 @@ class PostgresStore(Store):
 
     backend = "postgresql"
     _lock_row_suffix = " FOR UPDATE"
+    # The server's clock, read anew within a transaction (now() would be its start).
+    _db_now = "CAST(extract(epoch FROM clock_timestamp()) AS DOUBLE PRECISION)"
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         super().__init__()
@@ -229,7 +230,12 @@ class PostgresStore(Store):
             with contextlib.suppress(*_DATABASE_ERRORS):
                 await self._listener.close()
             self._listener = None
-        await self._pool.close()
+        try:
+            # A query still running (an interaction being answered at shutdown) gets a moment.
+            await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            log.warning("%s: connections still busy at shutdown; closed", self.label)
+            self._pool.terminate()
 
     @asynccontextmanager
     async def session(
@@ -310,21 +316,30 @@ class PostgresStore(Store):
 
     async def wait_for_corpus_change(self, timeout: float) -> None:
         await self._ensure_listener()
-        self._changed.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout)
+        # Cleared before the caller reads the generation: a notice that arrives while it
+        # refreshes wakes the next wait at once instead of being lost.
+        self._changed.clear()
 
     async def _ensure_listener(self) -> None:
         """LISTEN on a connection of its own, (re)opened when it was lost."""
         if self._listener is not None and not self._listener.is_closed():
             return
+        listener: asyncpg.Connection | None = None
         try:
-            self._listener = await asyncpg.connect(self.url)
-            await self._listener.add_listener(CORPUS_CHANNEL, self._on_notify)
+            listener = await asyncpg.connect(self.url)
+            await listener.add_listener(CORPUS_CHANNEL, self._on_notify)
         except _DATABASE_ERRORS as exc:
             # The periodic check still notices changes; the next wait tries again.
             log.warning("%s: cannot listen for changes: %s", self.label, _describe(exc))
+            if listener is not None:
+                with contextlib.suppress(*_DATABASE_ERRORS):
+                    await listener.close()
             self._listener = None
+            return
+        self._listener = listener
+        self._changed.set()  # changes made while no one listened: look once
 
     def _on_notify(self, *_args: Any) -> None:
         self._changed.set()

@@ -140,7 +140,7 @@ CREATE TABLE workers (
     holder     TEXT PRIMARY KEY,    -- host:pid:random, as Store.holder
     role       TEXT NOT NULL,       -- 'bot', 'load'
     started_at TEXT NOT NULL,
-    beat_at    TEXT NOT NULL
+    beat_at    REAL NOT NULL        -- the database's clock, seconds since the epoch
 );
 
 -- Jobs one process at a time may run (the reload): the row names who runs it.
