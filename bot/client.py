@@ -215,6 +215,13 @@ class ShardedNewsBot(_NewsBotMixin, commands.AutoShardedBot):
             log.warning("could not read Discord's login concurrency, assuming 1: %s", exc)
         await super().setup_hook()
 
+    async def launch_shard(self, gateway: Any, shard_id: int, *, initial: bool = False) -> None:
+        # discord.py retries a failed shard launch forever, closed client or not: a bot
+        # stopped while a shard waits for its login slot would never finish stopping.
+        if self.is_closed():
+            return
+        await super().launch_shard(gateway, shard_id, initial=initial)
+
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         delay = self.identify_pacer.delay(shard_id or 0)
         if delay > 0:

@@ -14,8 +14,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import discord
@@ -121,27 +121,44 @@ async def serve(config: Config, token: str) -> None:
         async with make_bot(library, config) as bot:
             # A service manager stops us with SIGTERM: close the gateway session and the store
             # cleanly instead of dying mid-write.
+            running = asyncio.create_task(bot.start(token), name="newsbot-bot")
+            cut_short = False
+            closing: list[asyncio.Future[None]] = []  # referenced, so it is not collected
+
+            def stop() -> None:
+                nonlocal cut_short
+                if not bot.is_ready() and not running.done():
+                    # Still logging in (shards wait for their login slots): discord.py would
+                    # go on launching shards after a close, so the start itself is cancelled.
+                    cut_short = True
+                    running.cancel()
+                closing.append(asyncio.ensure_future(bot.close()))
+
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError):  # not on Windows
-                    loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
-            orphan_watch = asyncio.create_task(_stop_when_orphaned(bot)) if in_cluster() else None
+                    loop.add_signal_handler(sig, stop)
+            orphan_watch = asyncio.create_task(_stop_when_orphaned(stop)) if in_cluster() else None
             try:
-                await bot.start(token)
+                await running
+            except asyncio.CancelledError:
+                if not cut_short:
+                    raise
+                log.info("stopped while connecting")
             finally:
                 if orphan_watch is not None:
                     orphan_watch.cancel()
         log.info("stopped")
 
 
-async def _stop_when_orphaned(bot: Any) -> None:
+async def _stop_when_orphaned(stop: Callable[[], None]) -> None:
     """A cluster's child stops when its launcher is gone (killed, out of memory): a launcher
     started again would otherwise run a second session for the same shards."""
     parent = os.getppid()
     while os.getppid() == parent:
         await asyncio.sleep(ORPHAN_CHECK_SECONDS)
     log.error("the cluster launcher (pid %d) is gone: stopping", parent)
-    await bot.close()
+    stop()
 
 
 def sync_commands(config: Config, *, globally: bool) -> int:

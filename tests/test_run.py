@@ -126,3 +126,32 @@ async def test_a_sharded_bot_answers_on_the_guilds_shard(
         assert callback["type"] == 4
         sent = next(d for d in harness.fake.dispatches if d.event == "INTERACTION_CREATE")
         assert sent.shard == (1, 2)
+
+
+async def test_newsbot_run_stopped_while_its_shards_log_in_stops_at_once(
+    tmp_path: Path,
+) -> None:
+    # Discord's max_concurrency 1: the second shard waits a 5 s window after the first's login.
+    guilds = [
+        FakeGuild(n << 22, f"guild {n}", [FakeChannel((n << 22) + 1, "general")]) for n in (4, 5)
+    ]
+    async with FakeDiscord(guilds=guilds, token=TOKEN, shard_count=2) as fake:
+        config = write_config(tmp_path, fake)
+        env = {k: v for k, v in os.environ.items() if k != "NEWSBOT_CONFIG"}
+        env |= {"DISCORD_TOKEN": TOKEN, "PYTHONPATH": str(REPO)}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "--config", str(config), "run", "--shard-count", "2",
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(30):
+                while fake.identify_count < 1:
+                    await asyncio.sleep(0.01)
+        finally:
+            process.send_signal(signal.SIGTERM)  # a service manager stopping it mid-start
+            output, _ = await asyncio.wait_for(process.communicate(), 4)
+        log = output.decode()
+        assert process.returncode == 0, log
+        assert "stopped while connecting" in log
+        assert fake.identify_count == 1  # the waiting shard never logged in
+        assert "Traceback" not in log
