@@ -66,12 +66,13 @@ _PATHS = """\
 paths (--config and --db go before COMMAND):
   --config PATH   default: $NEWSBOT_CONFIG, else the built-in defaults (config/default.yaml
                   lists every key); relative paths in the file are taken from its folder
-  --db PATH       default: the config's `database`, else ./newsbot.sqlite3 (created on use)
+  --db TARGET     a SQLite file or a postgresql:// URL; default: the config's `database`,
+                  else ./newsbot.sqlite3 (created on use)
   seeds           default: the config's `seeds_dir`, else ./seeds"""
 _ENVIRONMENT = """\
 environment:
   NEWSBOT_CONFIG  the config file when --config is not given
-  DISCORD_TOKEN   the bot token (run, sync); if unset, read from a DISCORD_TOKEN=... line in
+  DISCORD_TOKEN   the bot token (run, cluster, sync); if unset, read from a DISCORD_TOKEN=... line in
                   ./.env; never read from the config file"""
 _EXIT_CODES = """\
 exit status:
