@@ -72,8 +72,8 @@ paths (--config and --db go before COMMAND):
 _ENVIRONMENT = """\
 environment:
   NEWSBOT_CONFIG  the config file when --config is not given
-  DISCORD_TOKEN   the bot token (run, cluster, sync); if unset, read from a DISCORD_TOKEN=... line in
-                  ./.env; never read from the config file"""
+  DISCORD_TOKEN   the bot token (run, cluster, sync); if unset, read from a
+                  DISCORD_TOKEN=... line in ./.env; never read from the config file"""
 _EXIT_CODES = """\
 exit status:
   0    done
