@@ -97,7 +97,7 @@ class Config:
     refresh_seconds: float = 2.0
     # A claim (a digest being posted, a reload) whose process stopped beating its heartbeat
     # for this long is taken over by another process.
-    claim_timeout_seconds: float = 45.0
+    claim_timeout_seconds: float = 30.0
     search: SearchConfig = field(default_factory=SearchConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
     discord: DiscordConfig = field(default_factory=DiscordConfig)

@@ -143,7 +143,7 @@ class CorpusSnapshot:
 #: Saved searches older than this are deleted; their buttons then say "expired".
 SEARCH_RETENTION = timedelta(days=30)
 #: A claim whose holder has not beaten its heartbeat for this long is taken over.
-DEFAULT_HOLDER_TIMEOUT = timedelta(seconds=45)
+DEFAULT_HOLDER_TIMEOUT = timedelta(seconds=30)
 
 _GUILD_SETTING_KEYS = ("digest_channel_id", "digest_time", "digest_timezone", "digest_enabled")
 _HH_MM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
