@@ -23,6 +23,7 @@ from bot.digests import (
     DigestService,
     NotDue,
     NothingNew,
+    Outcome,
     Posted,
     PostFailed,
     PostRefused,
@@ -105,6 +106,17 @@ async def put(store: Store, *articles: Article, now: datetime = NOW - timedelta(
     await store.apply_reload(changes, state=state, now=now)
 
 
+async def post_and_hang(store: Store) -> tuple[Channel, asyncio.Task[Outcome]]:
+    """A poster whose post reached the channel and then never heard back (until released)."""
+    await put(store, story(1))
+    channel = Channel(hang=asyncio.Event())
+    stuck = asyncio.create_task(DigestService(store, CONFIG, Clock()).run_due(GUILD, channel))
+    async with asyncio.timeout(5):
+        while not channel.messages:
+            await asyncio.sleep(0.01)
+    return channel, stuck
+
+
 async def test_a_due_digest_is_posted_once(store: Store) -> None:
     service, channel = DigestService(store, CONFIG, Clock()), Channel()
     outcome = await service.run_due(GUILD, channel)
@@ -144,12 +156,7 @@ async def test_a_poster_that_dies_mid_post_is_taken_over_without_a_second_post(
     database: Path | str,
 ) -> None:
     async with await Store.open(database) as dying, await Store.open(database) as other:
-        await put(dying, story(1))
-        channel = Channel(hang=asyncio.Event())
-        stuck = asyncio.create_task(DigestService(dying, CONFIG, Clock()).run_due(GUILD, channel))
-        async with asyncio.timeout(5):
-            while not channel.messages:
-                await asyncio.sleep(0.01)
+        channel, stuck = await post_and_hang(dying)
         service = DigestService(other, CONFIG, Clock(NOW + timedelta(minutes=1)))
         # The poster is alive: nobody takes its day.
         assert isinstance(await service.run_due(GUILD, Channel()), AlreadyDone)
@@ -237,12 +244,7 @@ async def test_a_poster_whose_claim_was_taken_over_records_nothing(
     database: Path | str,
 ) -> None:
     async with await Store.open(database) as slow, await Store.open(database) as other:
-        await put(slow, story(1))
-        channel = Channel(hang=asyncio.Event())
-        stuck = asyncio.create_task(DigestService(slow, CONFIG, Clock()).run_due(GUILD, channel))
-        async with asyncio.timeout(5):
-            while not channel.messages:
-                await asyncio.sleep(0.01)
+        channel, stuck = await post_and_hang(slow)
         other.holder_timeout = timedelta(0)  # the slow poster looks dead
         taken = await DigestService(other, CONFIG, Clock()).run_due(GUILD, channel)
         assert isinstance(taken, Posted) and taken.earlier  # found its post, did not repeat it
