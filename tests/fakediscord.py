@@ -189,6 +189,7 @@ class Hold:
 
     method: str
     pattern: re.Pattern[str]
+    path: str | None = None  # the request held, once it came
     reached: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -529,6 +530,7 @@ class FakeDiscord:
         hold = self._take_hold(rec.method, rec.path)
         if hold is not None:
             # Done on Discord's side; the answer waits (a client killed meanwhile never gets it).
+            hold.path = rec.path
             hold.reached.set()
             await hold.release.wait()
         if payload is None:

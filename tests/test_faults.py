@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from bot.config import DigestConfig
+from bot.config import DigestConfig, DiscordConfig
 from bot.store import Store
 from tests.botharness import (
     ALICE,
@@ -36,7 +36,7 @@ from tests.botharness import (
     buttons_of,
     running_bot,
 )
-from tests.fakediscord import EPHEMERAL, MANAGE_GUILD, PLAIN_MEMBER
+from tests.fakediscord import EPHEMERAL, MANAGE_GUILD, PLAIN_MEMBER, FakeChannel, FakeGuild
 
 MODERATE = {"user": MODERATOR, "permissions": PLAIN_MEMBER | MANAGE_GUILD}
 DIGEST_DUE = datetime(2026, 3, 2, 9, 1, tzinfo=UTC)
@@ -263,3 +263,29 @@ async def test_a_refused_digest_is_posted_once_in_the_new_channel_a_moderator_pi
         await harness.restart()
         await harness.ticks(3)
         assert len(fake.messages_in(NEWS_CHANNEL)) == 1  # once, across restarts too
+
+
+async def test_a_channel_whose_post_hangs_does_not_hold_back_the_other_servers(
+    tmp_path: Path,
+) -> None:
+    servers = [
+        FakeGuild(n << 22, f"server {n}", [FakeChannel((n << 22) + 1, "news")]) for n in range(3, 8)
+    ]
+    channels = {g.id: g.channels[0].id for g in servers}
+    clock = Clock(DIGEST_DUE - timedelta(minutes=5))
+    digest = DigestConfig(channels=channels, check_seconds=0.05)
+    discord_config = DiscordConfig(guild_ids=())
+    async with running_bot(
+        tmp_path, clock=clock, guilds=servers, digest=digest, discord=discord_config
+    ) as harness:
+        hold = harness.fake.hold_next("POST", r"/channels/\d+/messages")  # the first post
+        clock.now = DIGEST_DUE
+        await asyncio.wait_for(hold.reached.wait(), 10)
+        slow = next(c for c in channels.values() if hold.path == f"/channels/{c}/messages")
+        # While that post waits for Discord's answer, every other server gets its digest.
+        async with asyncio.timeout(10):
+            while not all(harness.fake.messages_in(c) for c in channels.values() if c != slow):
+                await asyncio.sleep(0.02)
+        hold.release.set()
+        await harness.ticks(3)
+        assert all(len(harness.fake.messages_in(c)) == 1 for c in channels.values())

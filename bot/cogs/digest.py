@@ -7,6 +7,7 @@ with discord.py, and words the outcomes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import zoneinfo
 from typing import TYPE_CHECKING
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # How far back a re-claimed day looks for a digest that was posted but never recorded.
 HISTORY_LOOKBACK = 25
+# Guilds whose digest one scheduler tick works on at the same time.
+DIGESTS_AT_ONCE = 8
 
 
 class ChannelUnusable(Exception):
@@ -122,15 +125,22 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
 
     @tasks.loop(seconds=30)
     async def scheduler(self) -> None:
-        for guild in list(self.bot.guilds):
-            # Only the guilds of this process's shards: another process schedules the others.
-            if not self.bot.on_own_shard(guild.id):
-                continue
-            try:
-                await self.run_due_digest(guild.id)
-            except Exception:
-                # One guild's trouble must not stop the others, nor the loop.
-                log.exception("digest for guild %s failed", guild.id)
+        # Only the guilds of this process's shards: another process schedules the others.
+        guild_ids = [g.id for g in self.bot.guilds if self.bot.on_own_shard(g.id)]
+        # A few at a time: one channel whose post hangs (Discord slow, a retry after a 5xx)
+        # must not hold every other server's digest back, and many servers' posts overlap
+        # their round trips instead of queueing behind each other.
+        slots = asyncio.Semaphore(DIGESTS_AT_ONCE)
+
+        async def one(guild_id: int) -> None:
+            async with slots:
+                try:
+                    await self.run_due_digest(guild_id)
+                except Exception:
+                    # One guild's trouble must not stop the others, nor the loop.
+                    log.exception("digest for guild %s failed", guild_id)
+
+        await asyncio.gather(*(one(guild_id) for guild_id in guild_ids))
 
     @scheduler.before_loop
     async def _wait_until_ready(self) -> None:
