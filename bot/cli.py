@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
-from .config import Config, ConfigError, database_target, load_config
+from .cluster import child_index, in_cluster
+from .config import MAX_SHARDS, Config, ConfigError, database_target, load_config
 from .loader import LoadReport, StaleReloadError
 from .search import Hit
 from .store import StoreError, is_database_url
@@ -40,10 +41,6 @@ from .store import StoreError, is_database_url
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
-# The most shards discord.shard_count allows (see bot.config); ids are below it.
-MAX_SHARDS = 65536
-# Set by `newsbot cluster` in its children's environment (see bot.cluster.CHILD_ENV).
-CLUSTER_CHILD_ENV = "NEWSBOT_CLUSTER_CHILD"
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
 
 
@@ -241,8 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = dataclasses.replace(config, database=database_target(args.db))
         _setup_logging(config, verbose=args.verbose, quiet=args.command not in ("run", "cluster"))
         # A cluster's child logs to stderr: its launcher relays that into the one log file.
-        in_cluster = os.environ.get(CLUSTER_CHILD_ENV) == "1"
-        if args.command in ("run", "cluster") and config.log_file is not None and not in_cluster:
+        logs_itself = args.command in ("run", "cluster") and not in_cluster()
+        if logs_itself and config.log_file is not None:
             _log_to_file(config.log_file)
         status = _dispatch(args, config)
         sys.stdout.flush()  # inside the try: a closed pipe must fail here, not at exit
@@ -333,12 +330,10 @@ async def _async_dispatch(args: argparse.Namespace, config: Config) -> int:
 
 def _for_cluster_child(config: Config) -> Config:
     """A cluster's child N serves its metrics on the configured port + N (0 stays any port)."""
-    index = os.environ.get("NEWSBOT_CLUSTER_INDEX", "")
-    if os.environ.get(CLUSTER_CHILD_ENV) != "1" or not index.isdigit():
+    index = child_index()
+    if index is None or not config.metrics.enabled or config.metrics.port == 0:
         return config
-    if not config.metrics.enabled or config.metrics.port == 0:
-        return config
-    metrics = dataclasses.replace(config.metrics, port=config.metrics.port + int(index))
+    metrics = dataclasses.replace(config.metrics, port=config.metrics.port + index)
     return dataclasses.replace(config, metrics=metrics)
 
 
@@ -602,7 +597,7 @@ def _setup_logging(config: Config, *, verbose: int, quiet: bool) -> None:
     # logs two DEBUG lines per SQL statement, which would bury the report.
     root_level = logging.DEBUG if verbose >= 2 else level
     # A cluster's child leaves the time out: its launcher logs each relayed line with its own.
-    timed = "" if os.environ.get(CLUSTER_CHILD_ENV) == "1" else "%(asctime)s "
+    timed = "" if in_cluster() else "%(asctime)s "
     logging.basicConfig(level=root_level, format=timed + "%(levelname)s %(name)s: %(message)s")
     if verbose:
         logging.getLogger("bot").setLevel(logging.DEBUG)

@@ -20,6 +20,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from .cluster import IDENTIFY_WINDOW
 from .config import Config
 from .errors import describe_error, handle_error
 from .library import Library
@@ -44,10 +45,6 @@ class NewsTree(app_commands.CommandTree):
         command = interaction.command.qualified_name if interaction.command else "?"
         record_interaction(interaction, "error" if describe_error(error) is None else "user_error")
         await handle_error(interaction, error, what=f"/{command}")
-
-
-# Discord lets max_concurrency shards IDENTIFY in each window of this many seconds.
-IDENTIFY_WINDOW = 5.0
 
 
 class IdentifyPacer:

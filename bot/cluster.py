@@ -22,8 +22,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-import aiohttp
-
 from .config import Config
 
 log = logging.getLogger(__name__)
@@ -46,6 +44,19 @@ INTERRUPTED = 128 + signal.SIGINT
 CHILD_ENV = "NEWSBOT_CLUSTER_CHILD"
 #: The child's number from 0, in its environment (its metrics port is the configured one + it).
 CHILD_INDEX_ENV = "NEWSBOT_CLUSTER_INDEX"
+
+
+def child_index() -> int | None:
+    """This process's number in its cluster (from 0), or None outside a cluster."""
+    index = os.environ.get(CHILD_INDEX_ENV, "")
+    return int(index) if os.environ.get(CHILD_ENV) == "1" and index.isdigit() else None
+
+
+def in_cluster() -> bool:
+    """Whether this process is a child of ``newsbot cluster``."""
+    return os.environ.get(CHILD_ENV) == "1"
+
+
 #: The program a child runs, before the global options and ``run``.
 NEWSBOT = (sys.executable, "-m", "bot")
 # Discord asks every client to name itself this way (a bare aiohttp agent may be blocked).
@@ -166,6 +177,10 @@ def _one_line(exc: BaseException) -> str:
 
 async def fetch_gateway(api_base: str, token: str, *, timeout: float = 10.0) -> GatewayInfo:
     """``GET {api_base}/gateway/bot``; a refusal or an outage is a ClusterError."""
+    # Here, not at the top: every newsbot command imports this module for child_index(), and
+    # only the launcher needs an HTTP client.
+    import aiohttp
+
     url = f"{api_base.rstrip('/')}/gateway/bot"
     headers = {"Authorization": f"Bot {token}", "User-Agent": USER_AGENT}
     try:

@@ -234,6 +234,9 @@ def _coerce(value: Any, expected: Any, path: Path, key: str) -> Any:
     raise ConfigError(f"{path}: '{key}' has an unsupported type")  # pragma: no cover
 
 
+#: The most shards newsbot accepts (discord.shard_count; shard ids are below it).
+MAX_SHARDS = 65536
+
 #: The inclusive range of every numeric key, by section.
 _RANGES: dict[type, dict[str, tuple[float, float]]] = {
     Config: {
@@ -253,7 +256,7 @@ _RANGES: dict[type, dict[str, tuple[float, float]]] = {
         "check_seconds": (0.01, 3600),
     },
     DiscordConfig: {
-        "shard_count": (1, 65536),
+        "shard_count": (1, MAX_SHARDS),
     },
     MetricsConfig: {
         "port": (0, 65535),  # 0: any free port

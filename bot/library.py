@@ -198,6 +198,8 @@ class Library:
         One reload at a time across every process: with ``wait`` this waits for another
         process's reload to end; without, it raises :class:`ReloadBusy`.
         """
+        if not wait and self._reload_lock.locked():
+            raise ReloadBusy("this process")
         async with self._reload_lock:
             await self._take_reload_lease(wait=wait)
             try:

@@ -21,6 +21,7 @@ import aiohttp
 import discord
 import yarl
 
+from .cluster import CHILD_SETUP_ERROR, in_cluster
 from .config import Config
 from .library import Library
 from .metrics import MetricsError
@@ -74,18 +75,9 @@ def quiet_voice_warnings() -> None:
     discord.VoiceClient.warn_dave = False
 
 
-def in_cluster() -> bool:
-    """Whether this process is a child of ``newsbot cluster``."""
-    from .cluster import CHILD_ENV
-
-    return os.environ.get(CHILD_ENV) == "1"
-
-
 def setup_error_status() -> int:
     """2 for a setup error; a cluster's child says 78 (EX_CONFIG), so that its launcher stops
     instead of restarting it (a child's 2 is a database or Discord away for a moment)."""
-    from .cluster import CHILD_SETUP_ERROR
-
     return CHILD_SETUP_ERROR if in_cluster() else 2
 
 

@@ -230,31 +230,8 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
         await interaction.response.defer(ephemeral=True, thinking=True)
         outcome = await self.service.post_now(interaction.guild_id, self.poster)
         self._count(outcome)
-        await interaction.followup.send(self._post_now_text(outcome), ephemeral=True)
-
-    def _post_now_text(self, outcome: Outcome) -> str:
-        match outcome:
-            case Posted(channel_id=channel_id, message_id=message_id):
-                guild = self.bot.get_channel(channel_id)
-                guild_id = getattr(getattr(guild, "guild", None), "id", "@me")
-                url = f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
-                return f"Posted: {url}"
-            case NothingNew():
-                return "Nothing new since the last digest: nothing was posted."
-            case Refused(reason=reason):
-                return (
-                    f"Could not post the digest: {reason}. Fix the channel's permissions and "
-                    "run `/digest now` again, or pick another channel with `/digest channel`."
-                )
-            case RetryLater(reason=reason):
-                return f"Could not post the digest: {reason}. It will be tried again shortly."
-            case AlreadyDone(record=record) if record is not None and record.status == "posted":
-                return "Today's digest has already been posted."
-            case AlreadyDone():
-                return "Today's digest is being posted right now."
-            case NotDue(reason=reason):
-                return f"Nothing was posted: {reason}."
-        raise AssertionError(f"unexpected outcome {outcome!r}")  # pragma: no cover
+        text = _post_now_text(outcome, interaction.guild_id)
+        await interaction.followup.send(text, ephemeral=True)
 
     @app_commands.command(name="status", description="Show the digest settings and the last one")
     async def status(self, interaction: discord.Interaction) -> None:
@@ -281,6 +258,29 @@ class DigestCog(commands.GroupCog, group_name="digest", group_description="The d
                 line += f" — {last.error}"
             embed.add_field(name="Last digest", value=line[:1024], inline=False)
         await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+def _post_now_text(outcome: Outcome, guild_id: int) -> str:
+    match outcome:
+        case Posted(channel_id=channel_id, message_id=message_id):
+            url = f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
+            return f"Posted: {url}"
+        case NothingNew():
+            return "Nothing new since the last digest: nothing was posted."
+        case Refused(reason=reason):
+            return (
+                f"Could not post the digest: {reason}. Fix the channel's permissions and "
+                "run `/digest now` again, or pick another channel with `/digest channel`."
+            )
+        case RetryLater(reason=reason):
+            return f"Could not post the digest: {reason}. It will be tried again shortly."
+        case AlreadyDone(record=record) if record is not None and record.status == "posted":
+            return "Today's digest has already been posted."
+        case AlreadyDone():
+            return "Today's digest is being posted right now."
+        case NotDue(reason=reason):
+            return f"Nothing was posted: {reason}."
+    raise AssertionError(f"unexpected outcome {outcome!r}")  # pragma: no cover
 
 
 def _embed(digest: DigestContent) -> discord.Embed:

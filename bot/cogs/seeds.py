@@ -38,12 +38,9 @@ class SeedsCog(commands.GroupCog, group_name="seeds", group_description="Manage 
         # Loading can take seconds on a large folder: defer, then answer with the report.
         await interaction.response.defer(ephemeral=True, thinking=True)
         log.info("seed reload asked by %s in guild %s", interaction.user.id, interaction.guild_id)
-        library = self.bot.library
         try:
-            if library.reloading:  # another moderator's, in this process
-                raise ReloadBusy("this process")
             # Told, not queued: a second reload right after the first would find nothing new.
-            report = await record_reload(self.bot, library.reload(wait=False))
+            report = await record_reload(self.bot, self.bot.library.reload(wait=False))
         except ReloadBusy:
             raise UserError(
                 "A reload is running right now (someone else started it); the collection is "

@@ -28,6 +28,7 @@ Design notes:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -259,8 +260,6 @@ class Store(ABC):
         The caller then compares :meth:`corpus_generation`; a spurious wake-up costs one query.
         PostgreSQL is told at once (LISTEN/NOTIFY); SQLite has no such signal, so it polls.
         """
-        import asyncio
-
         await asyncio.sleep(timeout)
 
     async def _serialize(self, db: Session, key: str) -> None:  # noqa: B027
