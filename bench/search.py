@@ -94,7 +94,7 @@ class NewsbotEngine:
         self.index = self.index_class.build(articles)
 
     def search(self, query: str) -> list[str]:
-        return [hit.article.url for hit in self.index.search(query, limit=LIMIT)]
+        return [hit.url for hit in self.index.search(query, limit=LIMIT)]
 
     def close(self) -> None:
         self.index = None

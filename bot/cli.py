@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
+from .articles import Article
 from .cluster import child_index, in_cluster
 from .config import MAX_SHARDS, Config, ConfigError, database_target, load_config
 from .loader import LoadReport, StaleReloadError
@@ -318,7 +319,7 @@ async def _async_dispatch(args: argparse.Namespace, config: Config) -> int:
             return _print_report(report, out=sys.stdout, verbose=args.verbose)
         if args.command == "search":
             await library.ensure_loaded()
-            return _search(library, args, config)
+            return await _search(library, args, config)
         if args.command == "digest":
             await library.ensure_loaded()
             return await _digest(library, args, config)
@@ -444,41 +445,42 @@ def _check_query(args: argparse.Namespace) -> None:
         raise UsageError("search needs a QUERY (or --stdin)")
 
 
-def _search(library: Any, args: argparse.Namespace, config: Config) -> int:
+async def _search(library: Any, args: argparse.Namespace, config: Config) -> int:
     limit = args.limit or config.search.limit
     options = {"limit": limit, "topic": args.topic, "provider": args.provider, "since": args.since}
     if args.stdin:
         for line in sys.stdin:
             hits = library.index.search(line.strip(), **options)
             if args.json:
-                print(json.dumps([_hit_json(h) for h in hits], ensure_ascii=False), flush=True)
+                found = await library.store.articles_by_url([h.url for h in hits])
+                print(json.dumps(_hits_json(hits, found), ensure_ascii=False), flush=True)
             else:
-                print(" | ".join(h.article.title for h in hits) or "(no hits)", flush=True)
+                print(" | ".join(h.title for h in hits) or "(no hits)", flush=True)
         return EXIT_OK
     hits = library.index.search(args.query, **options)
+    found = await library.store.articles_by_url([h.url for h in hits])
     if args.json:
-        print(json.dumps([_hit_json(h) for h in hits], ensure_ascii=False, indent=2))
+        print(json.dumps(_hits_json(hits, found), ensure_ascii=False, indent=2))
         return EXIT_OK
-    print(_render_hits(library, args.query, hits))
+    print(_render_hits(library, args.query, [found[h.url] for h in hits if h.url in found]))
     return EXIT_OK
 
 
-def _render_hits(library: Any, query: str, hits: list[Hit]) -> str:
+def _render_hits(library: Any, query: str, articles: list[Article]) -> str:
     from .embeds import article_embed, embed_as_text
 
-    if not hits:
+    if not articles:
         suggestions = library.index.suggestions(query)
         lines = [f"No article matches {query!r}."]
         if suggestions:
             lines.append("Closest titles:")
-            lines += [f"  - {a.title}" for a in suggestions]
+            lines += [f"  - {hit.title}" for hit in suggestions]
         return "\n".join(lines)
-    parts = [embed_as_text(article_embed(hits[0].article, position=1, total=len(hits)))]
-    if len(hits) > 1:
+    parts = [embed_as_text(article_embed(articles[0], position=1, total=len(articles)))]
+    if len(articles) > 1:
         parts.append("")
         parts.append("More results:")
-        for number, hit in enumerate(hits[1:], start=2):
-            article = hit.article
+        for number, article in enumerate(articles[1:], start=2):
             source = article.provider or article.provider_domain
             parts.append(f"{number:>3}. {article.title} ({source}, {article.published:%Y-%m-%d})")
             parts.append(f"     {article.url}")
@@ -560,8 +562,12 @@ def _article_json(article: Any) -> dict[str, Any]:
     }
 
 
-def _hit_json(hit: Hit) -> dict[str, Any]:
-    return {**_article_json(hit.article), "score": hit.score, "excerpt": hit.article.excerpt}
+def _hits_json(hits: list[Hit], found: dict[str, Article]) -> list[dict[str, Any]]:
+    return [
+        {**_article_json(article), "score": hit.score, "excerpt": article.excerpt}
+        for hit in hits
+        if (article := found.get(hit.url)) is not None
+    ]
 
 
 class _ProgressBar:

@@ -1,10 +1,12 @@
-"""The library: the store plus the search index built from what it holds.
+"""The library: the store plus the search index that follows what it holds.
 
 The CLI and the Discord bot share this one object. The database is the one truth: the index
-records the corpus *generation* it was built from, and whenever the database's generation
-differs (a reload here, a ``newsbot load`` or another bot process there) a new index is built
-off the event loop and swapped in with one assignment, so a query sees the old corpus or the
-new one, never a mix.
+records the corpus *generation* it serves, and whenever the database's generation differs (a
+reload here, a ``newsbot load`` or another bot process there) the index catches up off the event
+loop: it reads the articles that changed since its generation from the database's change log and
+applies them (:meth:`bot.search.SearchIndex.apply`), or, when the log does not reach back that
+far, reads everything back and builds anew. The new version is swapped in with one assignment,
+so a query sees the old corpus or the new one, never a mix.
 
 A long-running process (the bot) calls :meth:`Library.watch`, which notices another process's
 change within ``refresh_seconds`` (at once under PostgreSQL, which notifies), and keeps its
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from .config import Config
 from .loader import LoadReport, load_seeds
+from .memory import release_free_memory
 from .search import SearchIndex
 from .store import Store, StoreError
 
@@ -111,7 +114,7 @@ class Library:
                 await store.heartbeat(role=role)
                 heart = asyncio.create_task(library._beat(role), name="newsbot-heartbeat")
             if searchable:
-                await library.refresh_index()
+                await library.rebuild_index()
             yield library
         finally:
             if heart is not None:
@@ -128,31 +131,49 @@ class Library:
 
     # --- keeping the index in step with the database --------------------------------------------
 
-    async def refresh_index(self) -> None:
-        """Build an index of what the database holds now and swap it in."""
+    async def rebuild_index(self) -> None:
+        """Build the index from everything the database holds and swap it in."""
         async with self._refresh_lock:
-            snapshot = await self.store.corpus_snapshot()
-            index = await asyncio.to_thread(SearchIndex.build, snapshot.articles)
-            self.index = index  # the swap: one reference assignment
-            self.index_generation = snapshot.generation
-            # The corpus lives until the next refresh: keep the cyclic garbage collector from
-            # walking its hundreds of thousands of objects again and again (pauses of 50-90 ms
-            # at 10k articles otherwise). The old corpus is freed by reference counting;
-            # unfreezing first lets this collection reclaim cycles alive at the last freeze.
-            gc.unfreeze()
-            gc.collect()
-            gc.freeze()
-        log.info("serving %d articles (generation %d)", len(index), snapshot.generation)
+            with _event_loop_first():
+                await self._rebuild()
+
+    async def _rebuild(self) -> None:
+        generation, index = await self.store.index_snapshot(SearchIndex.build)
+        self._swap(index, generation)
+        # A build allocates and frees far more than the index it leaves: collect once, then
+        # freeze what lives on (the vocabulary, the bot's own objects) so that later
+        # collections skip it, and hand the freed heap back to the system.
+        gc.collect()
+        gc.freeze()
+        release_free_memory()
 
     async def sync_index(self) -> bool:
-        """Refresh the index if the database's corpus moved on; True if it did."""
+        """Bring the index up to the database's corpus generation; True if it moved."""
         if not self._searchable:
             return False
         if await self.store.corpus_generation() == self.index_generation:
             return False
-        with _event_loop_first():
-            await self.refresh_index()
+        async with self._refresh_lock:
+            with _event_loop_first():
+                changes = await self.store.corpus_changes(self.index_generation)
+                if changes is None:
+                    log.info("the change log does not reach back to this index: rebuilding it")
+                    await self._rebuild()
+                    return True
+                if changes.generation == self.index_generation:
+                    return False  # another caller caught up while this one waited
+                index = await asyncio.to_thread(self.index.apply, changes.upserts, changes.removed)
+                self._swap(index, changes.generation)
+                if index.needs_merge:
+                    # Same articles, fewer segments: the next changes wait for this, queries
+                    # do not (they read the version being merged).
+                    self._swap(await asyncio.to_thread(index.merged), changes.generation)
         return True
+
+    def _swap(self, index: SearchIndex, generation: int) -> None:
+        self.index = index  # the swap: one reference assignment
+        self.index_generation = generation
+        log.info("serving %d articles (generation %d)", len(index), generation)
 
     async def watch(self) -> None:
         """Follow the database's corpus forever (the bot runs this as a task).

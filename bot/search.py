@@ -1,4 +1,4 @@
-"""The in-memory search index: pure and synchronous, built once per corpus, then read-only.
+"""The in-memory search index: pure and synchronous, and built for change.
 
 How a query is answered, and why:
 
@@ -6,7 +6,7 @@ How a query is answered, and why:
    titles and excerpts are split into folded words (:mod:`bot.tokens`) and each query word is
    matched against the *vocabulary*: exactly, within one edit (insert, delete, substitute or
    swap two letters; found through a SymSpell-style table of one-letter deletions, so a lookup
-   costs a few dictionary probes however large the vocabulary), or as the start of a longer word.
+   costs a few probes however large the vocabulary), or as the start of a longer word.
 2. **Rarity.** Each matched word adds its inverse document frequency; a title match weighs more
    than an excerpt match. Postings are numpy arrays, so scoring the whole corpus is a handful of
    vector operations per query word rather than a Python loop over documents.
@@ -15,16 +15,27 @@ How a query is answered, and why:
    excerpt), how much of the title the query covers, and rapidfuzz's ratio between the query
    and the title, which is good at exactly this: ranking a short list.
 
-The index is immutable; a reload builds a new one and the caller swaps the reference, so a query
-always sees one whole corpus.
+**Built for change.** A :class:`SearchIndex` is one *version*: immutable to whoever holds it, so
+a query always sees one whole corpus. :meth:`SearchIndex.apply` makes the next version from a
+batch of added, changed and removed articles: the batch becomes a small new segment
+(:mod:`bot.segments`), the documents it replaces are marked dead in theirs, and the collection
+statistics (document frequencies, live count, topic and source counts) are adjusted by exactly
+what came and went. So the ranking after any sequence of changes is the ranking a fresh build of
+the same articles gives: document frequencies are the same integers, dead documents score
+nothing, terms no live document holds are treated as absent, and every tie is broken by the
+article's own quality, date and URL, never by where it sits in the index. When the small
+segments or the dead documents grow, :meth:`SearchIndex.merged` copies the live documents into
+one segment again (term ids are copied, nothing is tokenized twice).
+
+The index holds what ranking and filtering need, as arrays; what a reply shows is read from the
+database by URL.
 
 **Bounded per article.** Whatever one seed file holds (a megabyte of base64, a title of 900,000
 letters, 200,000 distinct words), building stays linear in the corpus: only the first
-:data:`MAX_TITLE_WORDS` words of a title and :data:`MAX_EXCERPT_WORDS` of an excerpt are indexed,
-a word is cut to :data:`bot.tokens.MAX_WORD_LENGTH` characters, and a word that long gets no
-typo variants (it is a blob, not a word anyone mistypes). So one article adds at most
-``MAX_TITLE_WORDS * 2 + MAX_EXCERPT_WORDS`` words to the vocabulary (its title's words and
-compounds, its excerpt's words), each with at most ``MAX_TYPO_LENGTH`` deletions.
+:data:`~bot.segments.MAX_TITLE_WORDS` words of a title and
+:data:`~bot.segments.MAX_EXCERPT_WORDS` of an excerpt are indexed, a word is cut to
+:data:`bot.tokens.MAX_WORD_LENGTH` characters, and a word that long gets no typo variants (it is
+a blob, not a word anyone mistypes).
 """
 
 from __future__ import annotations
@@ -37,11 +48,24 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
 from .articles import Article
-from .tokens import MAX_WORD_LENGTH, compounds, fold, folded_words, query_words, words
+from .segments import (
+    MAX_EXCERPT_WORDS,
+    MAX_TITLE_WORDS,
+    IndexDoc,
+    Names,
+    Segment,
+    Vocabulary,
+    as_doc,
+    url_key,
+)
+from .termtables import TermTable, one_deletions, trigrams
+from .tokens import MAX_WORD_LENGTH, fold, query_words, words
+
+__all__ = ["MAX_EXCERPT_WORDS", "MAX_TITLE_WORDS", "Hit", "IndexDoc", "SearchIndex"]
 
 # A query word found in the title counts this much extra over one found only in the excerpt.
 TITLE_WEIGHT = 0.5
@@ -52,14 +76,14 @@ MIN_TYPO_LENGTH = 4
 # A word of MAX_WORD_LENGTH characters (maybe cut from a longer blob) is matched exactly only: its
 # deletion variants would cost MAX_WORD_LENGTH entries each, for a word no one types by hand.
 MAX_TYPO_LENGTH = MAX_WORD_LENGTH - 1
-# Words indexed per field of one article. Real titles have at most 27 words, real excerpts 59
-# (2,285 files); these caps leave room for far longer ones and bound what one file can cost.
-MAX_TITLE_WORDS = 64
-MAX_EXCERPT_WORDS = 256
 MAX_PREFIX_EXPANSION = 40
 RERANK_DEPTH = 40
 # Below this share of the query's weight matched, a document is not a hit, only a suggestion.
 MIN_COVERAGE = 0.45
+# Suggestions for a query that shares no word with any article: vocabulary words sharing at
+# least this share of letter trigrams with a query word (Dice; 0.3 as pg_trgm) stand in for it.
+FAR_MIN_SIMILARITY = 0.3
+FAR_CANDIDATES = 8
 
 # Re-ranking weights (added to the coverage score), tuned on the real corpora with the query
 # kinds of bench/search.py: query words side by side in the title / the excerpt (share of
@@ -73,145 +97,239 @@ PHRASE = 1.0
 EXACT = 0.5
 _MAX_FINAL = 1.0 + TITLE_WEIGHT + ADJ_TITLE + ADJ_EXCERPT + PHRASE + TITLE_COVER + RATIO + EXACT
 
+# Merge policy: the small segments are merged into one when there are more than this many...
+MAX_SMALL_SEGMENTS = 8
+# ...and everything into one segment when the small ones or the dead documents pass this share
+# of the documents (or this many, for a small corpus).
+MERGE_SHARE = 0.1
+MERGE_FLOOR = 2_000
+
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    article: Article
+    url: str
+    title: str
     score: float  # 0..100, higher is better
 
 
-@dataclass(frozen=True, slots=True)
-class _Postings:
-    """Compressed-sparse-row postings: docs of term t are ``docs[ptr[t]:ptr[t + 1]]``."""
+def _typo_keys(term: str) -> Iterable[str]:
+    return one_deletions(term) if MIN_TYPO_LENGTH <= len(term) <= MAX_TYPO_LENGTH else ()
 
-    ptr: np.ndarray
-    docs: np.ndarray
 
-    def of(self, term: int) -> np.ndarray:
-        return self.docs[self.ptr[term] : self.ptr[term + 1]]
+def _gram_keys(term: str) -> Iterable[str]:
+    return trigrams(term) if 3 <= len(term) <= MAX_TYPO_LENGTH else ()
+
+
+@dataclass(slots=True)
+class _Shared:
+    """What every version of one index shares: tables that only grow, and lookups over them.
+
+    Written only by whoever makes the next version (one at a time); read by every version.
+    """
+
+    vocab: Vocabulary
+    topics: Names
+    providers: Names
+    typos: TermTable
+    grams: TermTable
+    sorted_terms: list[str]  # the vocabulary up to sorted_covered, alphabetically
+    sorted_ids: list[int]
+    sorted_covered: int
+
+    @classmethod
+    def fresh(cls) -> _Shared:
+        vocab = Vocabulary()
+        return cls(
+            vocab, Names(), Names(), TermTable(_typo_keys, []), TermTable(_gram_keys, []), [], [], 0
+        )
+
+    def compacted(self) -> _Shared:
+        """The same tables with every term in the compact arrays (a new object: old versions
+        keep reading the old one)."""
+        terms = self.vocab.terms
+        count = len(terms)
+        order = sorted(range(count), key=terms.__getitem__)
+        return _Shared(
+            self.vocab,
+            self.topics,
+            self.providers,
+            TermTable(_typo_keys, terms[:count]),
+            TermTable(_gram_keys, terms[:count]),
+            [terms[i] for i in order],
+            order,
+            count,
+        )
 
 
 class SearchIndex:
-    """Build with :meth:`build`; then :meth:`search`, :meth:`suggest_titles`, :meth:`topics`."""
+    """One version of the index. Build with :meth:`build`, change with :meth:`apply`; read with
+    :meth:`search`, :meth:`suggestions`, :meth:`suggest_titles`, :meth:`topics`."""
 
-    def __init__(self, articles: list[Article]) -> None:
-        self._articles = articles
-        self._by_url = {a.url: i for i, a in enumerate(articles)}
-        self._vocab: dict[str, int] = {}
-        self._titles_text: list[str] | None = None
-        self._build_text_index(articles)
-        self._build_filters(articles)
+    def __init__(
+        self,
+        shared: _Shared,
+        segments: tuple[Segment, ...],
+        alive: tuple[np.ndarray, ...],
+        df: np.ndarray,
+        topic_counts: np.ndarray,
+        provider_counts: np.ndarray,
+        recent_terms: list[tuple[str, int]],
+    ) -> None:
+        self._shared = shared
+        self._vocab = shared.vocab
+        self._segments = segments
+        self._alive_parts = alive
+        self._bases = np.zeros(len(segments) + 1, dtype=np.int64)
+        np.cumsum([s.size for s in segments], out=self._bases[1:])
+        self._n_terms = len(df)
+        self._df = df
+        self._alive = np.concatenate(alive) if alive else np.zeros(0, dtype=bool)
+        self._n_live = int(self._alive.sum())
+        self._idf = np.log1p((self._n_live - df + 0.5) / (df + 0.5)).astype(np.float32)
+        self._published = _joined([s.published for s in segments], np.float64)
+        self._quality = _joined([s.quality for s in segments], np.float32)
+        self._provider = _joined([s.provider for s in segments], np.int32)
+        self._url_keys = _joined([s.url_keys for s in segments], np.int64)
+        self._topic_counts = topic_counts
+        self._provider_counts = provider_counts
+        # Terms added since the shared sorted list was made, alphabetically (for prefixes).
+        self._recent_terms = recent_terms
+
+    # --- building and changing ---------------------------------------------------------------
 
     @classmethod
-    def build(cls, articles: Iterable[Article]) -> SearchIndex:
-        return cls(list(articles))
-
-    # --- building ---------------------------------------------------------------------------
-
-    def _build_text_index(self, articles: list[Article]) -> None:
-        vocab = self._vocab
-        title_flat: list[int] = []
-        excerpt_flat: list[int] = []
-        title_off = [0]
-        excerpt_off = [0]
-        extra_terms: list[int] = []  # (term, doc) pairs for joined compounds, title field
-        extra_docs: list[int] = []
-        intern = vocab.setdefault
-        for doc, article in enumerate(articles):
-            title = fold(article.title)
-            title_words = folded_words(title, MAX_TITLE_WORDS)
-            title_flat.extend([intern(w, len(vocab)) for w in title_words])
-            title_off.append(len(title_flat))
-            excerpt_words = folded_words(fold(article.excerpt), MAX_EXCERPT_WORDS)
-            excerpt_flat.extend([intern(w, len(vocab)) for w in excerpt_words])
-            excerpt_off.append(len(excerpt_flat))
-            for word in compounds(title, MAX_TITLE_WORDS):
-                extra_terms.append(intern(word, len(vocab)))
-                extra_docs.append(doc)
-
-        self._terms = list(vocab)
-        n_docs, n_terms = len(articles), len(vocab)
-        self._title_flat = np.asarray(title_flat, dtype=np.int32)
-        self._title_off = np.asarray(title_off, dtype=np.int64)
-        self._excerpt_flat = np.asarray(excerpt_flat, dtype=np.int32)
-        self._excerpt_off = np.asarray(excerpt_off, dtype=np.int64)
-
-        title_docs = np.repeat(np.arange(n_docs, dtype=np.int32), np.diff(self._title_off))
-        excerpt_docs = np.repeat(np.arange(n_docs, dtype=np.int32), np.diff(self._excerpt_off))
-        t_terms = np.concatenate([self._title_flat, np.asarray(extra_terms, dtype=np.int32)])
-        t_docs = np.concatenate([title_docs, np.asarray(extra_docs, dtype=np.int32)])
-        self._title_post = _postings(t_terms, t_docs, n_terms)
-        self._excerpt_post = _postings(self._excerpt_flat, excerpt_docs, n_terms)
-
-        # Document frequency over both fields: a term in the title and the excerpt counts once.
-        pairs = _sorted_unique(
-            np.concatenate([t_terms, self._excerpt_flat]).astype(np.int64) * max(n_docs, 1)
-            + np.concatenate([t_docs, excerpt_docs])
+    def build(cls, articles: Iterable[IndexDoc | Article]) -> SearchIndex:
+        """An index of ``articles`` from scratch."""
+        shared = _Shared.fresh()
+        segment = Segment.build(
+            (as_doc(a) for a in articles), shared.vocab, (shared.topics, shared.providers)
         )
-        df = np.bincount(pairs // max(n_docs, 1), minlength=n_terms).astype(np.float64)
-        self._df = df
-        self._idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        shared = shared.compacted()
+        n_terms = len(shared.vocab)
+        everyone = np.ones(segment.size, dtype=bool)
+        return cls(
+            shared,
+            (segment,),
+            (everyone,),
+            segment.document_frequency(n_terms),
+            _counts(segment.topic.flat, len(shared.topics)),
+            _counts(segment.provider, len(shared.providers)),
+            [],
+        )
 
-        # One-deletion neighbourhoods (SymSpell, distance 1): "recognition" and "recognitoin"
-        # share the deletion "recogniton", so a typo is found with a few dictionary probes.
-        deletes: dict[str, int | list[int]] = {}
-        for term, tid in vocab.items():
-            if not MIN_TYPO_LENGTH <= len(term) <= MAX_TYPO_LENGTH:
-                continue
-            for variant in _one_deletions(term):
-                found = deletes.get(variant)
-                if found is None:
-                    deletes[variant] = tid
-                elif isinstance(found, int):
-                    if found != tid:
-                        deletes[variant] = [found, tid]
-                elif found[-1] != tid:
-                    found.append(tid)
-        self._deletes = deletes
-        order = sorted(range(n_terms), key=self._terms.__getitem__)
-        self._sorted_terms = [self._terms[i] for i in order]
-        self._sorted_ids = order
+    def apply(
+        self, upserts: Iterable[IndexDoc | Article], removed: Iterable[str] = ()
+    ) -> SearchIndex:
+        """The next version: ``upserts`` added or replacing the article of the same URL,
+        ``removed`` URLs gone. This version stays valid and unchanged for its readers."""
+        docs = list({d.url: d for d in map(as_doc, upserts)}.values())
+        leaving = set(removed) | {d.url for d in docs}
+        shared = self._shared
+        alive = list(self._alive_parts)
+        gone: list[tuple[Segment, int]] = []
+        if leaving:
+            wanted = np.fromiter((url_key(u) for u in leaving), dtype=np.int64, count=len(leaving))
+            for i, segment in enumerate(self._segments):
+                local = np.flatnonzero(np.isin(segment.url_keys, wanted) & alive[i])
+                for doc in local.tolist():
+                    if segment.urls[doc] in leaving:
+                        if alive[i] is self._alive_parts[i]:
+                            alive[i] = alive[i].copy()
+                        alive[i][doc] = False
+                        gone.append((segment, doc))
+        segments = list(self._segments)
+        fresh: Segment | None = None
+        if docs:
+            fresh = Segment.build(docs, shared.vocab, (shared.topics, shared.providers))
+            segments.append(fresh)
+            alive.append(np.ones(fresh.size, dtype=bool))
+        n_terms = len(shared.vocab)
+        shared.typos.extend(shared.vocab.terms, n_terms)
+        shared.grams.extend(shared.vocab.terms, n_terms)
+        df = _grown(self._df, n_terms)
+        topic_counts = _grown(self._topic_counts, len(shared.topics))
+        provider_counts = _grown(self._provider_counts, len(shared.providers))
+        for segment, doc in gone:
+            df[segment.distinct_terms(doc)] -= 1
+            topic_counts[segment.topic.of(doc)] -= 1
+            provider_counts[segment.provider[doc]] -= 1
+        if fresh is not None:
+            df += fresh.document_frequency(n_terms)
+            topic_counts += _counts(fresh.topic.flat, len(topic_counts))
+            provider_counts += _counts(fresh.provider, len(provider_counts))
+        recent = self._recent_terms
+        known = shared.sorted_covered + len(recent)
+        if n_terms > known:
+            added = [(shared.vocab.terms[t], t) for t in range(known, n_terms)]
+            recent = sorted(recent + added)
+        return SearchIndex(
+            shared, tuple(segments), tuple(alive), df, topic_counts, provider_counts, recent
+        )
 
-    def _build_filters(self, articles: list[Article]) -> None:
-        self._published = np.asarray([a.published.timestamp() for a in articles], dtype=np.float64)
-        quality = [a.quality if a.quality is not None else -1.0 for a in articles]
-        self._quality = np.asarray(quality, dtype=np.float32)
-        topic_docs: dict[str, list[int]] = {}
-        self._topic_names: dict[str, str] = {}
-        for doc, article in enumerate(articles):
-            for topic in article.topics:
-                key = fold(topic)
-                topic_docs.setdefault(key, []).append(doc)
-                self._topic_names.setdefault(key, topic)
-        self._topic_docs = {k: np.asarray(v, dtype=np.int32) for k, v in topic_docs.items()}
-        self._provider_keys = [fold(f"{a.provider} {a.provider_domain}") for a in articles]
-        counts = Counter(a.provider or a.provider_domain for a in articles)
-        counts.pop("", None)
-        self._providers = [name for name, _ in sorted(counts.items(), key=lambda p: (-p[1], p[0]))]
-        # Recency order for autocomplete with an empty box: newest first.
-        self._newest_first = np.argsort(-self._published, kind="stable")
+    @property
+    def needs_merge(self) -> bool:
+        """True when :meth:`merged` would pay for itself (many small segments, or many dead)."""
+        if len(self._segments) - 1 > MAX_SMALL_SEGMENTS:
+            return True
+        small = int(self._bases[-1] - self._bases[1]) if len(self._segments) > 1 else 0
+        dead = int(self._bases[-1]) - self._n_live
+        limit = max(MERGE_FLOOR, MERGE_SHARE * self._n_live)
+        return small > limit or dead > limit
+
+    def merged(self) -> SearchIndex:
+        """The same articles in one segment, dead documents dropped, lookup tables compacted."""
+        segment = Segment.merge(list(zip(self._segments, self._alive_parts, strict=True)))
+        shared = self._shared.compacted()
+        return SearchIndex(
+            shared,
+            (segment,),
+            (np.ones(segment.size, dtype=bool),),
+            self._df.copy(),
+            self._topic_counts.copy(),
+            self._provider_counts.copy(),
+            [],
+        )
 
     # --- reading ----------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._articles)
+        return self._n_live
 
     @property
-    def articles(self) -> Sequence[Article]:
-        return self._articles
+    def segment_count(self) -> int:
+        return len(self._segments)
 
-    def get(self, url: str) -> Article | None:
-        doc = self._by_url.get(url)
-        return None if doc is None else self._articles[doc]
+    def find(self, url: str) -> Hit | None:
+        """The live article of ``url``, as a hit of score 100, or None."""
+        for i, segment in enumerate(self._segments):
+            doc = segment.find(url)
+            if doc is not None and self._alive_parts[i][doc]:
+                return Hit(url, segment.titles[doc], 100.0)
+        return None
+
+    def urls(self) -> list[str]:
+        """Every live article's URL (for tests and checks: costs a string per article)."""
+        return [self._hit(int(d), 100.0).url for d in np.flatnonzero(self._alive)]
 
     def topics(self) -> list[str]:
         """Every topic, most used first."""
-        ranked = sorted(self._topic_docs, key=lambda k: (-len(self._topic_docs[k]), k))
-        return [self._topic_names[k] for k in ranked]
+        names = self._shared.topics
+        used = np.flatnonzero(self._topic_counts > 0).tolist()
+        used.sort(key=lambda t: (-int(self._topic_counts[t]), names.keys[t]))
+        return [names.shown[t] for t in used]
+
+    def topic_counts(self) -> list[tuple[str, int]]:
+        names = self._shared.topics
+        return [(t, int(self._topic_counts[names.ids[fold(t)]])) for t in self.topics()]
 
     def providers(self) -> list[str]:
         """Every source's name (its domain when it has none), most used first."""
-        return list(self._providers)
+        counts: Counter[str] = Counter()
+        shown = self._shared.providers.shown
+        for pid in np.flatnonzero(self._provider_counts > 0).tolist():
+            counts[shown[pid]] += int(self._provider_counts[pid])
+        counts.pop("", None)
+        return [name for name, _ in sorted(counts.items(), key=lambda p: (-p[1], p[0]))]
 
     def search(
         self,
@@ -226,34 +344,54 @@ class SearchIndex:
         hits, _ = self._ranked(query, limit, topic, provider, since)
         return hits
 
-    def suggestions(self, query: str, limit: int = 3) -> list[Article]:
-        """Closest titles for a query that found nothing good enough (for a no-hit reply)."""
+    def suggestions(self, query: str, limit: int = 3) -> list[Hit]:
+        """Closest titles for a query that found nothing good enough (for a no-hit reply).
+
+        Costs what a search costs: partial matches first; for a query that shares no word at
+        all, vocabulary words that look like its words (letter trigrams) stand in for them.
+        """
         hits, near = self._ranked(query, limit, None, None, None)
-        found = [h.article for h in hits] + near
-        if found:
-            return found[:limit]
-        # Nothing shares even a word: fall back on whole-title similarity.
-        folded = " ".join(words(query))
-        if not folded:
-            return []
-        # rapidfuzz's own loop over every title: C speed, a few ms at 10k titles.
-        best = process.extract(
-            folded, self._folded_titles(), scorer=fuzz.partial_ratio, limit=limit
-        )
-        return [self._articles[doc] for _title, _score, doc in best]
+        found = hits + near
+        if not found:
+            hits, near = self._ranked(query, limit, None, None, None, far=True)
+            found = hits + near
+        return found[:limit]
 
-    def _folded_titles(self) -> list[str]:
-        # Built on first need: most indexes never meet a query that shares no word at all.
-        if self._titles_text is None:
-            self._titles_text = [self._title_text(d) for d in range(len(self._articles))]
-        return self._titles_text
-
-    def suggest_titles(self, text: str, limit: int = 25) -> list[Article]:
+    def suggest_titles(self, text: str, limit: int = 25) -> list[Hit]:
         """Titles for autocomplete: newest first when empty, else the best matches so far."""
         if not words(text):
-            return [self._articles[d] for d in self._newest_first[:limit]]
+            return self._newest(limit)
         hits, near = self._ranked(text, limit, None, None, None, partial_last=True)
-        return ([h.article for h in hits] + near)[:limit]
+        return (hits + near)[:limit]
+
+    def _newest(self, limit: int) -> list[Hit]:
+        if not self._n_live or limit <= 0:
+            return []
+        stamps = np.where(self._alive, self._published, -np.inf)
+        top = np.flatnonzero(self._alive)
+        if len(top) > limit:
+            top = np.argpartition(-stamps, limit - 1)[:limit]
+        order = sorted(top.tolist(), key=lambda d: (-stamps[d], int(self._url_keys[d])))
+        return [self._hit(d, 100.0) for d in order]
+
+    def _hit(self, doc: int, score: float) -> Hit:
+        segment, local = self._locate(doc)
+        return Hit(segment.urls[local], segment.titles[local], score)
+
+    def _locate(self, doc: int) -> tuple[Segment, int]:
+        i = int(np.searchsorted(self._bases, doc, side="right")) - 1
+        return self._segments[i], doc - int(self._bases[i])
+
+    def _live_term(self, word: str) -> int | None:
+        """The id of ``word`` if a live document of this version holds it."""
+        tid = self._vocab.ids.get(word)
+        if tid is None or tid >= self._n_terms or self._df[tid] <= 0:
+            return None
+        return tid
+
+    def _live(self, ids: np.ndarray) -> list[int]:
+        ids = ids[ids < self._n_terms]
+        return np.unique(ids[self._df[ids] > 0]).tolist()
 
     # --- ranking ----------------------------------------------------------------------------
 
@@ -266,9 +404,10 @@ class SearchIndex:
         since: datetime | None,
         *,
         partial_last: bool = False,
-    ) -> tuple[list[Hit], list[Article]]:
+        far: bool = False,
+    ) -> tuple[list[Hit], list[Hit]]:
         qwords = query_words(query)
-        if not qwords or not self._articles or limit <= 0:
+        if not qwords or not self._n_live or limit <= 0:
             return [], []
         unique = list(dict.fromkeys(qwords))
         # A word being typed (the last one, in autocomplete) or not in the vocabulary at all
@@ -277,12 +416,15 @@ class SearchIndex:
             w: self._variants(
                 w,
                 prefix_ok=(partial_last and w == qwords[-1])
-                or (len(w) >= 3 and w not in self._vocab),
+                or (len(w) >= 3 and self._live_term(w) is None),
             )
             for w in unique
         }
+        if far:
+            variants = {w: found or self._far_variants(w) for w, found in variants.items()}
         # Two tallies: how much of the query a document matches anywhere, and in its title.
-        anywhere = np.zeros(len(self._articles), dtype=np.float32)
+        n_docs = int(self._bases[-1])
+        anywhere = np.zeros(n_docs, dtype=np.float32)
         in_title = np.zeros_like(anywhere)
         best_possible = 0.0
         unknown = 0
@@ -295,7 +437,7 @@ class SearchIndex:
             # A stand-in never outweighs the word as typed: "for" must not count as "forbes".
             # For a word that is not in the vocabulary every correction weighs the same as the
             # commonest one: a typo is likelier to be of a common word than of a rare one.
-            exact = self._vocab.get(word)
+            exact = self._live_term(word)
             if exact is not None:
                 ceiling = float(self._idf[exact])
             else:
@@ -304,12 +446,15 @@ class SearchIndex:
             for term, quality in variants[word]:
                 weight = min(float(self._idf[term]), ceiling) * quality
                 top_weight = max(top_weight, weight)
-                docs = self._title_post.of(term)
-                if len(docs):
-                    best_title[docs] = np.maximum(best_title[docs], weight)
-                docs = self._excerpt_post.of(term)
-                if len(docs):
-                    best_any[docs] = np.maximum(best_any[docs], weight)
+                for segment, base in zip(self._segments, self._bases.tolist(), strict=False):
+                    docs = segment.title_post.of(term)
+                    if len(docs):
+                        docs = docs + base if base else docs
+                        best_title[docs] = np.maximum(best_title[docs], weight)
+                    docs = segment.excerpt_post.of(term)
+                    if len(docs):
+                        docs = docs + base if base else docs
+                        best_any[docs] = np.maximum(best_any[docs], weight)
             np.maximum(best_any, best_title, out=best_any)
             anywhere += best_any
             in_title += best_title
@@ -325,12 +470,11 @@ class SearchIndex:
         allowed = self._filter_mask(topic, provider, since)
         if allowed is not None:
             scores[~allowed] = 0.0
-        candidates = np.flatnonzero(scores)
+        if self._n_live < n_docs:
+            scores[~self._alive] = 0.0  # replaced or removed since their segment was built
+        candidates = self._shortlist(scores)
         if not len(candidates):
             return [], []
-        if len(candidates) > RERANK_DEPTH:
-            part = np.argpartition(-scores[candidates], RERANK_DEPTH)[:RERANK_DEPTH]
-            candidates = candidates[part]
 
         qtext = " ".join(qwords)
         # term -> the query positions it can fill (a term may stand for several query words)
@@ -343,23 +487,47 @@ class SearchIndex:
             coverage = float(coverage_all[doc])
             final = float(scores[doc]) + self._rerank_bonus(doc, qtext, slots, len(qwords))
             ranked.append((final, coverage, doc))
-        ranked.sort(key=lambda r: (-r[0], -self._quality[r[2]], -self._published[r[2]]))
+        # Ties go by the article itself (quality, date, URL), never by its place in the index:
+        # the same corpus ranks the same however it was built.
+        ranked.sort(
+            key=lambda r: (
+                -r[0],
+                -self._quality[r[2]],
+                -self._published[r[2]],
+                int(self._url_keys[r[2]]),
+            )
+        )
 
         hits: list[Hit] = []
-        near: list[Article] = []
-        top_final = _MAX_FINAL
+        near: list[Hit] = []
         for final, coverage, doc in ranked:
-            if coverage >= MIN_COVERAGE and len(hits) < limit:
-                score = round(100.0 * min(final / top_final, 1.0), 1)
-                hits.append(Hit(self._articles[doc], score))
-            elif coverage < MIN_COVERAGE and len(near) < limit:
-                near.append(self._articles[doc])
+            if coverage >= MIN_COVERAGE and len(hits) < limit and not far:
+                score = round(100.0 * min(final / _MAX_FINAL, 1.0), 1)
+                hits.append(self._hit(doc, score))
+            elif (coverage < MIN_COVERAGE or far) and len(near) < limit:
+                near.append(self._hit(doc, round(100.0 * min(final / _MAX_FINAL, 1.0), 1)))
         return hits, near
+
+    def _shortlist(self, scores: np.ndarray) -> np.ndarray:
+        """The RERANK_DEPTH best-scored documents; ties at the cut broken by the article."""
+        candidates = np.flatnonzero(scores)
+        if len(candidates) <= RERANK_DEPTH:
+            return candidates
+        values = scores[candidates]
+        cut = np.partition(values, len(values) - RERANK_DEPTH)[len(values) - RERANK_DEPTH]
+        above = candidates[values > cut]
+        tied = candidates[values == cut]
+        wanted = RERANK_DEPTH - len(above)
+        if len(tied) > wanted:
+            order = np.lexsort((self._url_keys[tied], -self._published[tied], -self._quality[tied]))
+            tied = tied[order[:wanted]]
+        return np.concatenate([above, tied])
 
     def _rerank_bonus(self, doc: int, qtext: str, slots: dict[int, list[int]], n: int) -> float:
         """Evidence a bag of words misses; ``slots`` maps a term to the query positions it fills."""
-        title = self._title_flat[self._title_off[doc] : self._title_off[doc + 1]].tolist()
-        excerpt = self._excerpt_flat[self._excerpt_off[doc] : self._excerpt_off[doc + 1]].tolist()
+        segment, local = self._locate(doc)
+        title = segment.title.of(local).tolist()
+        excerpt = segment.excerpt.of(local).tolist()
         pairs = max(n - 1, 1)
         title_hits, title_pairs = _adjacency(title, slots, n)
         _, excerpt_pairs = _adjacency(excerpt, slots, n)
@@ -369,7 +537,8 @@ class SearchIndex:
         whole = n > 1 and max(title_adjacent, excerpt_adjacent) >= 1
         phrase = 1.0 if whole else 0.0
         title_cover = title_hits / len(title) if title else 0.0
-        title_text = " ".join(self._terms[t] for t in title)
+        terms = self._vocab.terms
+        title_text = " ".join(terms[t] for t in title)
         ratio = fuzz.ratio(qtext, title_text) / 100.0
         exact = 1.0 if qtext == title_text else 0.0
         return (
@@ -381,14 +550,10 @@ class SearchIndex:
             + EXACT * exact
         )
 
-    def _title_text(self, doc: int) -> str:
-        title = self._title_flat[self._title_off[doc] : self._title_off[doc + 1]]
-        return " ".join(self._terms[t] for t in title.tolist())
-
     def _variants(self, word: str, *, prefix_ok: bool) -> list[tuple[int, float]]:
         """Vocabulary terms ``word`` may stand for, with how sure we are (1.0 = as typed)."""
         found: dict[int, float] = {}
-        exact = self._vocab.get(word)
+        exact = self._live_term(word)
         if exact is not None:
             found[exact] = 1.0
         if MIN_TYPO_LENGTH <= len(word) <= MAX_TYPO_LENGTH + 1:
@@ -400,98 +565,117 @@ class SearchIndex:
         elif exact is None and len(word) == MIN_TYPO_LENGTH - 1:
             # A four-letter word that lost a letter ("beta" -> "eta"): only that edit, since
             # any three letters are one substitution away from too many words.
-            for term in _as_list(self._deletes.get(word)):
-                found.setdefault(term, TYPO_QUALITY)
+            terms = self._vocab.terms
+            for term in self._live(self._shared.typos.lookup([word])):
+                if len(terms[term]) == MIN_TYPO_LENGTH and word in one_deletions(terms[term]):
+                    found.setdefault(term, TYPO_QUALITY)
         if prefix_ok:
+            terms = self._vocab.terms
             for term in self._prefix_matches(word):
                 if term not in found:
                     # "recog" -> "recognition": surer the more of the word was typed.
-                    found[term] = 0.5 + 0.4 * len(word) / len(self._terms[term])
+                    found[term] = 0.5 + 0.4 * len(word) / len(terms[term])
         return list(found.items())
 
-    def _typo_neighbours(self, word: str) -> set[int]:
-        probes = [word, *_one_deletions(word)]
-        candidates: set[int] = set()
+    def _typo_neighbours(self, word: str) -> list[int]:
+        probes = [word, *one_deletions(word)]
+        candidates = set(self._live(self._shared.typos.lookup(probes)))
         for probe in probes:
-            exact = self._vocab.get(probe)
-            if exact is not None and len(probe) >= MIN_TYPO_LENGTH - 1:
-                candidates.add(exact)  # the word had one letter too many
-            found = self._deletes.get(probe)
-            if found is None:
-                continue
-            if isinstance(found, int):
-                candidates.add(found)
-            else:
-                candidates.update(found)
-        return {t for t in candidates if OSA.distance(word, self._terms[t], score_cutoff=1) <= 1}
+            if len(probe) >= MIN_TYPO_LENGTH - 1:
+                exact = self._live_term(probe)
+                if exact is not None:
+                    candidates.add(exact)  # the word had one letter too many
+        terms = self._vocab.terms
+        return sorted(t for t in candidates if OSA.distance(word, terms[t], score_cutoff=1) <= 1)
 
     def _prefix_matches(self, word: str) -> list[int]:
-
-        start = bisect.bisect_left(self._sorted_terms, word)
         matches: list[int] = []
-        for i in range(start, len(self._sorted_terms)):
-            term = self._sorted_terms[i]
+        shared = self._shared
+        start = bisect.bisect_left(shared.sorted_terms, word)
+        for i in range(start, len(shared.sorted_terms)):
+            term = shared.sorted_terms[i]
             if not term.startswith(word):
                 break
             if term != word:
-                matches.append(self._sorted_ids[i])
+                matches.append(shared.sorted_ids[i])
+        start = bisect.bisect_left(self._recent_terms, (word, -1))
+        for term, tid in itertools.islice(self._recent_terms, start, None):
+            if not term.startswith(word):
+                break
+            if term != word:
+                matches.append(tid)
+        matches = [t for t in matches if t < self._n_terms and self._df[t] > 0]
         if len(matches) > MAX_PREFIX_EXPANSION:
-            # Keep the commonest completions: the likeliest meaning of a short prefix.
-            matches.sort(key=lambda t: -self._df[t])
+            # Keep the commonest completions: the likeliest meaning of a short prefix. Ties
+            # alphabetically, so that the choice never depends on when a word arrived.
+            terms = self._vocab.terms
+            matches.sort(key=lambda t: (-self._df[t], terms[t]))
             matches = matches[:MAX_PREFIX_EXPANSION]
         return matches
+
+    def _far_variants(self, word: str) -> list[tuple[int, float]]:
+        """Vocabulary words spelt like ``word`` (two typos or more): shared letter trigrams."""
+        if not 3 <= len(word) <= MAX_TYPO_LENGTH:
+            return []
+        grams = trigrams(word)
+        found = self._shared.grams.lookup(grams)
+        found = found[found < self._n_terms]
+        if not len(found):
+            return []
+        ids, shared_counts = np.unique(found, return_counts=True)
+        live = self._df[ids] > 0
+        ids, shared_counts = ids[live], shared_counts[live]
+        terms = self._vocab.terms
+        scored = []
+        for tid, count in zip(ids.tolist(), shared_counts.tolist(), strict=True):
+            # Dice: shared trigrams over the trigrams of both words (padded: len + 2 - 2).
+            similarity = 2.0 * count / (len(grams) + len(terms[tid]))
+            if similarity >= FAR_MIN_SIMILARITY:
+                scored.append((similarity, terms[tid], tid))
+        scored.sort(key=lambda s: (-s[0], s[1]))
+        return [(tid, TYPO_QUALITY * sim) for sim, _term, tid in scored[:FAR_CANDIDATES]]
 
     def _filter_mask(
         self, topic: str | None, provider: str | None, since: datetime | None
     ) -> np.ndarray | None:
         if topic is None and provider is None and since is None:
             return None
-        mask = np.ones(len(self._articles), dtype=bool)
+        mask = np.ones(int(self._bases[-1]), dtype=bool)
         if topic is not None:
+            wanted = self._shared.topics.ids.get(fold(topic))
             in_topic = np.zeros_like(mask)
-            docs = self._topic_docs.get(fold(topic))
-            if docs is not None:
-                in_topic[docs] = True
+            if wanted is not None:
+                for segment, base in zip(self._segments, self._bases.tolist(), strict=False):
+                    holders = segment.topic.docs()[segment.topic.flat == wanted]
+                    in_topic[holders + base] = True
             mask &= in_topic
         if provider is not None:
-            wanted = fold(provider).strip()
-            mask &= np.fromiter((wanted in k for k in self._provider_keys), dtype=bool)
+            wanted_text = fold(provider).strip()
+            keys = self._shared.providers.keys
+            matching = [pid for pid in range(len(keys)) if wanted_text in keys[pid]]
+            mask &= np.isin(self._provider, np.asarray(matching, dtype=np.int32))
         if since is not None:
             mask &= self._published >= since.timestamp()
         return mask
 
 
-def _postings(terms: np.ndarray, docs: np.ndarray, n_terms: int) -> _Postings:
-    """Group (term, doc) pairs into sorted, de-duplicated per-term doc arrays."""
-    if len(terms):
-        n = max(int(docs.max(initial=0)) + 1, 1)
-        keys = _sorted_unique(terms.astype(np.int64) * n + docs)
-        terms, docs = (keys // n).astype(np.int32), (keys % n).astype(np.int32)
-    counts = np.bincount(terms, minlength=n_terms)
-    ptr = np.zeros(n_terms + 1, dtype=np.int64)
-    np.cumsum(counts, out=ptr[1:])
-    return _Postings(ptr=ptr, docs=docs.astype(np.int32))
+def _joined(parts: Sequence[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
 
 
-def _sorted_unique(keys: np.ndarray) -> np.ndarray:
-    """np.unique by sorting: several times faster than its hash path on int64 keys."""
-    keys = np.sort(keys)
-    if len(keys) < 2:
-        return keys
-    keep = np.empty(len(keys), dtype=bool)
-    keep[0] = True
-    np.not_equal(keys[1:], keys[:-1], out=keep[1:])
-    return keys[keep]
+def _grown(values: np.ndarray, size: int) -> np.ndarray:
+    """A copy of ``values`` zero-padded to ``size``."""
+    grown = np.zeros(size, dtype=values.dtype)
+    grown[: len(values)] = values
+    return grown
 
 
-def _as_list(found: int | list[int] | None) -> list[int]:
-    if found is None:
-        return []
-    return [found] if isinstance(found, int) else found
-
-
-def _one_deletions(word: str) -> set[str]:
-    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+def _counts(ids: np.ndarray, size: int) -> np.ndarray:
+    return (
+        np.bincount(ids, minlength=size).astype(np.int64)[:size]
+        if len(ids)
+        else np.zeros(size, dtype=np.int64)
+    )
 
 
 def _adjacency(field: list[int], slots: dict[int, list[int]], n: int) -> tuple[int, int]:

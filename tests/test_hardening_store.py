@@ -204,7 +204,7 @@ async def assert_serves_exactly(db: Path, folder: Path, before: dict[str, str]) 
         assert len(library.index) == 5
         hits = library.index.search("facial recognition", limit=10)
         assert hits, "the previous corpus must still be searchable"
-        assert {h.article.url for h in hits} <= set(before)
+        assert {h.url for h in hits} <= set(before)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.library import Library, ReloadBusy
-from bot.store import CorpusSnapshot, StoreError
+from bot.store import CorpusChanges, StoreError
 from tests.botharness import make_config
 
 
@@ -18,7 +18,7 @@ async def test_a_reload_that_only_deletes_an_article_rebuilds_the_index(tmp_path
         await library.reload()
         assert len(library.index) == 5
         broken = sorted(Path(config.seeds_dir).glob("*.md"))[0]
-        url = next(a.url for a in library.index.articles if a.title.startswith("Amazon and"))
+        url = next(h.url for h in library.index.search("amazon", limit=5) if h.title.startswith("Amazon and"))
         broken.write_text("no front matter any more\n", encoding="utf-8")
 
         report = await library.reload()
@@ -27,7 +27,7 @@ async def test_a_reload_that_only_deletes_an_article_rebuilds_the_index(tmp_path
         assert (report.added, report.updated, report.removed) == ([], [], [])
         assert len(report.rejected) == 1
         assert len(library.index) == await library.store.count_articles() == 4
-        assert library.index.get(url) is None
+        assert library.index.find(url) is None
 
 
 async def test_a_reload_without_changes_keeps_the_same_index(tmp_path: Path) -> None:
@@ -54,17 +54,17 @@ async def test_a_failed_rebuild_is_retried_by_the_next_reload(
     async with Library.open(config) as library:
         await library.reload()
         sorted(Path(config.seeds_dir).glob("*.md"))[0].unlink()
-        real = library.store.corpus_snapshot
+        real = library.store.corpus_changes
         calls = 0
 
-        async def fails_once() -> CorpusSnapshot:
+        async def fails_once(since: int) -> CorpusChanges | None:
             nonlocal calls
             calls += 1
             if calls == 1:
                 raise StoreError("reading articles failed: disk I/O error")
-            return await real()
+            return await real(since)
 
-        monkeypatch.setattr(library.store, "corpus_snapshot", fails_once)
+        monkeypatch.setattr(library.store, "corpus_changes", fails_once)
         with pytest.raises(StoreError):
             await library.reload()  # the store changed; the index could not follow
         assert len(library.index) == 5  # the old corpus is still served meanwhile

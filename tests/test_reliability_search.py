@@ -69,27 +69,28 @@ def test_one_pathological_article_costs_a_bounded_share_of_the_index(kind: str) 
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    vocab = index._vocab
-    assert len(vocab) <= len(articles) * WORDS_PER_ARTICLE
-    assert max(map(len, vocab)) <= MAX_WORD_LENGTH
+    terms = index._vocab.terms
+    assert len(terms) <= len(articles) * WORDS_PER_ARTICLE
+    assert max(map(len, terms)) <= MAX_WORD_LENGTH
     # One-letter deletions: at most MAX_TYPO_LENGTH per word, and only for words that short.
-    assert len(index._deletes) <= len(articles) * WORDS_PER_ARTICLE * MAX_TYPO_LENGTH
-    assert max(map(len, index._deletes)) < MAX_TYPO_LENGTH
-    assert len(index._title_flat) <= len(articles) * MAX_TITLE_WORDS
-    assert len(index._excerpt_flat) <= len(articles) * MAX_EXCERPT_WORDS
+    typo_entries = len(index._shared.typos._keys) + index._shared.typos.pending
+    assert typo_entries <= len(articles) * WORDS_PER_ARTICLE * MAX_TYPO_LENGTH
+    (segment,) = index._segments
+    assert len(segment.title.flat) <= len(articles) * MAX_TITLE_WORDS
+    assert len(segment.excerpt.flat) <= len(articles) * MAX_EXCERPT_WORDS
     assert peak < 50 * MIB
     # Normal text is found as before: exactly, with a typo, by a prefix being typed.
     for query in ("facial recognition", "facial recognitoin", "rekognition police"):
-        assert [h.article.url for h in index.search(query)][:1] == [NORMAL.url], query
-    assert index.suggest_titles("amaz")[0] == NORMAL
+        assert [h.url for h in index.search(query)][:1] == [NORMAL.url], query
+    assert index.suggest_titles("amaz")[0].url == NORMAL.url
 
 
 def test_a_blob_is_still_found_by_itself() -> None:
     # Cut to MAX_WORD_LENGTH on both sides: the whole blob (or its start) finds its article.
     hex_blob = blob("0123456789abcdef", MIB, 4)
     index = SearchIndex.build([NORMAL, article("hex", "Blob", hex_blob)])
-    assert [h.article.url for h in index.search(hex_blob[:200])] == ["https://example.com/hex"]
-    assert [h.article.url for h in index.search(hex_blob[:MAX_WORD_LENGTH])] == [
+    assert [h.url for h in index.search(hex_blob[:200])] == ["https://example.com/hex"]
+    assert [h.url for h in index.search(hex_blob[:MAX_WORD_LENGTH])] == [
         "https://example.com/hex"
     ]
 
@@ -119,7 +120,7 @@ def test_a_seed_file_of_the_maximum_size_parses_and_indexes_within_bounds(
         tracemalloc.stop()
     assert len(index._vocab) <= 2 * WORDS_PER_ARTICLE
     assert peak < 50 * MIB
-    assert index.search("facial recognition")[0].article == NORMAL
+    assert index.search("facial recognition")[0].url == NORMAL.url
 
 
 def test_words_are_cut_and_counted_without_reading_past_the_limit() -> None:

@@ -93,7 +93,7 @@ def index() -> SearchIndex:
 
 def top(index: SearchIndex, query: str, **options: object) -> str | None:
     hits = index.search(query, **options)  # type: ignore[arg-type]
-    return hits[0].article.url.rsplit("/", 1)[1] if hits else None
+    return hits[0].url.rsplit("/", 1)[1] if hits else None
 
 
 @pytest.mark.parametrize(
@@ -129,13 +129,13 @@ def test_query_kinds_find_their_article(index: SearchIndex, query: str, expected
 
 def test_a_title_match_outranks_the_same_word_in_an_excerpt(index: SearchIndex) -> None:
     # "police" is in three titles... and in the weather story's excerpt only.
-    urls = [h.article.url for h in index.search("police", limit=10)]
+    urls = [h.url for h in index.search("police", limit=10)]
     assert urls[-1].endswith("/weather")
 
 
 def test_scores_run_from_best_to_worst(index: SearchIndex) -> None:
     hits = index.search("facial recognition", limit=10)
-    assert [h.article.url.rsplit("/", 1)[1] for h in hits[:2]] == ["ibm-exits", "amazon-pause"]
+    assert [h.url.rsplit("/", 1)[1] for h in hits[:2]] == ["ibm-exits", "amazon-pause"]
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True)
     assert all(0 < s <= 100 for s in scores)
@@ -166,7 +166,7 @@ def test_limit_is_respected(index: SearchIndex) -> None:
 )
 def test_filters(index: SearchIndex, options: dict[str, object], expected: list[str]) -> None:
     hits = index.search("facial recognition", **options)  # type: ignore[arg-type]
-    assert [h.article.url.rsplit("/", 1)[1] for h in hits] == expected
+    assert [h.url.rsplit("/", 1)[1] for h in hits] == expected
 
 
 def test_autocomplete_is_newest_first_when_empty_and_matches_a_word_being_typed(
@@ -206,7 +206,7 @@ def test_an_empty_index_answers_nothing() -> None:
     assert empty.suggest_titles("") == []
     assert empty.topics() == []
     assert empty.providers() == []
-    assert empty.get("https://example.com/x") is None
+    assert empty.find("https://example.com/x") is None
 
 
 @pytest.mark.skipif(
@@ -222,7 +222,7 @@ def test_relevance_on_the_real_corpora_stays_above_its_floor() -> None:
     found: dict[str, list[bool]] = {}
     for query in queries:
         hits = index.search(query.query, limit=5)
-        found.setdefault(query.kind, []).append(bool(hits) and hits[0].article.url == query.url)
+        found.setdefault(query.kind, []).append(bool(hits) and hits[0].url == query.url)
     rates = {kind: sum(v) / len(v) for kind, v in found.items()}
     floors = {"typo": 0.72, "partial": 0.62, "excerpt": 0.80, "exact": 0.92}
     assert all(rates[kind] >= floor for kind, floor in floors.items()), rates

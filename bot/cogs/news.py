@@ -7,6 +7,7 @@ so a click after a restart finds everything it needs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from discord.ext import commands
 
 from ..embeds import article_embed, no_hits_text, related_embed, truncate
 from ..errors import UserError, guarded
+from ..search import SearchIndex
 from ..store import StoreError
 from ..tokens import fold
 
@@ -72,14 +74,16 @@ class NewsCog(commands.Cog):
                 )
             topic = resolved
         hits = index.search(query, limit=config.limit, topic=topic, provider=source)
-        if not hits:
-            await interaction.response.send_message(
-                self._no_hits(index, query, topic, source), ephemeral=True
-            )
+        # The index holds what ranking needs; what the reply shows comes from the database.
+        # A hit a concurrent reload removed meanwhile is dropped, not shown half-known.
+        articles = await self.bot.library.store.articles_by_url([h.url for h in hits])
+        urls = [hit.url for hit in hits if hit.url in articles]
+        if not urls:
+            text = await asyncio.to_thread(self._no_hits, index, query, topic, source)
+            await interaction.response.send_message(text, ephemeral=True)
             return
-        urls = [hit.article.url for hit in hits]
-        first = hits[0].article
-        embed = article_embed(first, position=1, total=len(hits))
+        first = articles[urls[0]]
+        embed = article_embed(first, position=1, total=len(urls))
         try:
             search_id = await self.bot.library.store.save_search(
                 interaction.user.id, query, urls, self.bot.clock()
@@ -93,7 +97,7 @@ class NewsCog(commands.Cog):
         self._unsaved_warned = False
         await interaction.response.send_message(
             embed=embed,
-            view=results_view(search_id, 0, len(hits), has_related=bool(first.related)),
+            view=results_view(search_id, 0, len(urls), has_related=bool(first.related)),
         )
 
     def _warn_unsaved(self, exc: StoreError) -> None:
@@ -103,7 +107,9 @@ class NewsCog(commands.Cog):
             self._unsaved_warned = True
 
     @staticmethod
-    def _no_hits(index: Any, query: str, topic: str | None, source: str | None) -> str:
+    def _no_hits(index: SearchIndex, query: str, topic: str | None, source: str | None) -> str:
+        """The reply to a query without hits: run in a worker thread, never on the event loop
+        (suggestions for a query that shares no word look further than a search does)."""
         filters = " and ".join(
             part
             for part in (f"from {source}" if source else "", f"in {topic}" if topic else "")
@@ -111,10 +117,10 @@ class NewsCog(commands.Cog):
         )
         if filters:
             # Matches outside the filters are worth showing, but must not look like answers.
-            outside = [hit.article.title for hit in index.search(query, limit=3)]
+            outside = [hit.title for hit in index.search(query, limit=3)]
             if outside:
                 return no_hits_text(query, outside, within=filters)
-        return no_hits_text(query, [a.title for a in index.suggestions(query)])
+        return no_hits_text(query, [hit.title for hit in index.suggestions(query)])
 
     @news.autocomplete("query")
     async def query_autocomplete(
@@ -122,10 +128,10 @@ class NewsCog(commands.Cog):
     ) -> list[app_commands.Choice[str]]:
         # /news refuses longer queries; matching a pasted essay would only stall the loop.
         current = current[: self.bot.config.search.max_query_length]
-        articles = self.bot.library.index.suggest_titles(current, AUTOCOMPLETE_LIMIT)
+        found = self.bot.library.index.suggest_titles(current, AUTOCOMPLETE_LIMIT)
         choices: dict[str, app_commands.Choice[str]] = {}
-        for article in articles:
-            name = truncate(article.title, CHOICE_LIMIT)
+        for hit in found:
+            name = truncate(hit.title, CHOICE_LIMIT)
             if name not in choices:  # Discord shows duplicates as one confusing list
                 choices[name] = app_commands.Choice(name=name, value=name)
         return list(choices.values())[:AUTOCOMPLETE_LIMIT]
@@ -262,8 +268,8 @@ async def _saved_hit(
     if saved is None or not saved.urls:
         raise UserError("These results have expired: run `/news` again.")
     page = min(page, len(saved.urls) - 1)
-    # Looked up in the index serving now: a reload may have removed the story since.
-    article = bot.library.index.get(saved.urls[page])
+    # Read from the database now: a reload may have removed the story since.
+    article = await bot.library.store.get_article(saved.urls[page])
     if article is None:
         raise UserError("That story has been removed since; run `/news` again.")
     return saved, page, article

@@ -6,7 +6,7 @@
 
 from .base import (
     SEARCH_RETENTION,
-    CorpusSnapshot,
+    CorpusChanges,
     DigestRecord,
     DigestStatus,
     GuildSettings,
@@ -22,7 +22,7 @@ from .base import (
 
 __all__ = [
     "SEARCH_RETENTION",
-    "CorpusSnapshot",
+    "CorpusChanges",
     "DigestRecord",
     "DigestStatus",
     "GuildSettings",

@@ -20,7 +20,10 @@ Design notes:
   is refused (:class:`StaleReloadError`) if the corpus moved meanwhile; the bot's own writes
   (saved searches, digest claims, settings) never touch it, so they never make a load stale.
   Every process compares the generation with the one its index was built from to know when
-  to refresh (see :class:`bot.library.Library`).
+  to refresh (see :class:`bot.library.Library`). The same transaction logs which URLs it
+  changed (``corpus_changes``), so a process that is behind reads back only those articles and
+  applies them to its index; a process further behind than the log reaches (or a change too
+  large to be worth logging) reads everything back instead.
 * Claims (a digest day, the reload lease) name their *holder*, a process id that beats a
   heartbeat in ``workers``; a claim whose holder stopped beating is taken over, so a process
   that dies mid-post blocks nobody for long.
@@ -36,21 +39,24 @@ import re
 import secrets
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..articles import Article, RelatedLink
 from ..loader import ReloadChanges, ReloadState, SeedFileRecord, StaleReloadError
+from ..segments import IndexDoc
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 
@@ -134,12 +140,20 @@ class SavedSearch:
 
 
 @dataclass(frozen=True, slots=True)
-class CorpusSnapshot:
-    """Every article and the generation they were read at, from one consistent snapshot."""
+class CorpusChanges:
+    """What changed in the corpus after a generation: articles as they are now, URLs gone."""
 
     generation: int
-    articles: list[Article]
+    upserts: list[IndexDoc]
+    removed: list[str]
 
+
+#: A reload's changed URLs are logged unless they are more than this share of the corpus (and
+#: more than LOG_FLOOR): past that, reading everything back costs no more than applying them.
+LOG_SHARE = 0.25
+LOG_FLOOR = 1_000
+#: Generations of changes kept in the log; a process further behind rebuilds its index.
+LOG_GENERATIONS = 256
 
 #: Saved searches older than this are deleted; their buttons then say "expired".
 SEARCH_RETENTION = timedelta(days=30)
@@ -250,9 +264,34 @@ class Store(ABC):
     async def schema_version(self) -> int: ...
 
     @abstractmethod
-    async def corpus_snapshot(self) -> CorpusSnapshot:
-        """Every article and the generation, consistent, read without holding up the event
-        loop for long (the backends read in bulk on a connection of their own)."""
+    async def index_snapshot(self, build: Callable[[Iterable[IndexDoc]], T]) -> tuple[int, T]:
+        """``build(docs)`` over every article as the index needs it, in a worker thread, from
+        one consistent snapshot; returns (that snapshot's generation, what build returned).
+
+        The documents are streamed where the backend can: the whole corpus is never held as
+        objects at once."""
+
+    async def corpus_changes(self, since: int) -> CorpusChanges | None:
+        """The changes after generation ``since``, or None when the log does not reach back
+        that far (or ``since`` is not a generation this database had): rebuild instead."""
+        async with self.session("reading the corpus changes") as db:
+            state = await db.fetch("SELECT generation, logged_from FROM corpus_state WHERE id = 1")
+            generation, logged_from = int(state[0][0]), int(state[0][1])
+            if since == generation:
+                return CorpusChanges(generation, [], [])
+            if not logged_from <= since < generation:
+                return None
+            changed = "WHERE a.url IN (SELECT c.url FROM corpus_changes c WHERE c.generation > ?)"
+            articles_sql, topics_sql = index_queries(changed)
+            rows = await db.fetch(articles_sql, (since,))
+            topic_rows = await db.fetch(topics_sql, (since,))
+            urls = await db.fetch(
+                "SELECT DISTINCT url FROM corpus_changes WHERE generation > ?", (since,)
+            )
+        upserts = list(index_docs(rows, topic_rows))
+        present = {d.url for d in upserts}
+        removed = [url for (url,) in urls if url not in present]
+        return CorpusChanges(generation, upserts, removed)
 
     async def wait_for_corpus_change(self, timeout: float) -> None:
         """Return when another process may have changed the corpus, or after ``timeout``.
@@ -292,6 +331,14 @@ class Store(ABC):
             return await self.all_articles()
         return await self._articles("WHERE a.first_seen > ?", (iso(moment),))
 
+    async def articles_by_url(self, urls: Sequence[str]) -> dict[str, Article]:
+        """The articles of ``urls`` that are still stored (what a reply shows), by URL."""
+        if not urls:
+            return {}
+        marks = ", ".join("?" * len(urls))
+        found = await self._articles(f"WHERE a.url IN ({marks})", tuple(urls))
+        return {a.url: a for a in found}
+
     async def count_articles(self) -> int:
         async with self.session("counting articles", atomic=False) as db:
             return int(await db.fetchval("SELECT count(*) FROM articles"))
@@ -330,15 +377,19 @@ class Store(ABC):
 
     async def reload_state(self) -> ReloadState:
         """Snapshot what a reload is planned against: seed_files rows and each URL's source."""
+        from ..loader import SeedFileTable  # kept local: only this method changed in base.py
+
         async with self.session("reading seed files") as db:
             generation = await db.fetchval("SELECT generation FROM corpus_state WHERE id = 1")
             file_rows = await db.fetch(
                 "SELECT path, folder, size, mtime_ns, sha256, url, error FROM seed_files"
             )
             source_rows = await db.fetch("SELECT url, source_file FROM articles")
+        # No object per row beyond what the driver returns: a reload of 100,000 unchanged files
+        # reads these in well under a second only if Python does not loop over them here.
         return ReloadState(
-            files={row[0]: SeedFileRecord(*row) for row in file_rows},
-            sources={url: source for url, source in source_rows},
+            files=SeedFileTable(file_rows),  # records made on lookup
+            sources=dict(source_rows),  # (url, source_file) pairs, in C
             generation=int(generation),
         )
 
@@ -449,11 +500,16 @@ class Store(ABC):
             generation: int | None = None
             if articles_change:
                 generation = int(current) + 1
-                await db.execute(
-                    "UPDATE corpus_state SET generation = ?, changed_at = ? WHERE id = 1",
-                    (generation, now_iso),
-                )
-                await self._announce_generation(db, generation)
+                urls_changed = [a.url for a, _ in changes.upsert_articles]
+                urls_changed += changes.delete_articles
+                if len(urls_changed) <= max(LOG_FLOOR, LOG_SHARE * len(state.sources)):
+                    await db.executemany(
+                        "INSERT INTO corpus_changes (generation, url) VALUES (?, ?)",
+                        [(generation, url) for url in urls_changed],
+                    )
+                    await self._log_generation(db, generation, now_iso, keep=LOG_GENERATIONS)
+                else:
+                    await self._log_generation(db, generation, now_iso, keep=0)
         log.info(
             "%s: reload applied: %d articles written, %d deleted, %d seed files recorded",
             self.label,
@@ -462,6 +518,20 @@ class Store(ABC):
             len(changes.upsert_files),
         )
         return generation
+
+    async def _log_generation(
+        self, db: Session, generation: int, now_iso: str, *, keep: int
+    ) -> None:
+        """Move the corpus to ``generation``, keeping the change log of the last ``keep``
+        generations (0: none, every process behind rebuilds its index)."""
+        floor = generation - keep
+        await db.execute("DELETE FROM corpus_changes WHERE generation <= ?", (floor,))
+        await db.execute(
+            "UPDATE corpus_state SET generation = ?, changed_at = ?,"
+            " logged_from = CASE WHEN logged_from > ? THEN logged_from ELSE ? END WHERE id = 1",
+            (generation, now_iso, floor, floor),
+        )
+        await self._announce_generation(db, generation)
 
     #: Appended to the generation check in apply_reload: PostgreSQL locks the row with it.
     _lock_row_suffix = ""
@@ -810,11 +880,7 @@ class Store(ABC):
                 counts[table] = len(rows)
             current = int(await db.fetchval("SELECT generation FROM corpus_state WHERE id = 1"))
             generation = max(current, source_generation) + 1
-            await db.execute(
-                "UPDATE corpus_state SET generation = ?, changed_at = ? WHERE id = 1",
-                (generation, iso(now)),
-            )
-            await self._announce_generation(db, generation)
+            await self._log_generation(db, generation, iso(now), keep=0)
         return counts
 
 
@@ -840,6 +906,45 @@ def article_queries(where: str) -> tuple[str, str, str]:
         "SELECT x.url, x.title, x.link_url, x.provider, x.provider_domain, x.published,"
         f" x.excerpt, x.image_url FROM related_links x {join} ORDER BY x.url, x.position",
     )
+
+
+#: What the search index needs of an article (see bot.segments.IndexDoc).
+INDEX_COLUMNS = "a.url, a.title, a.excerpt, a.published, a.quality, a.provider, a.provider_domain"
+
+
+def index_queries(where: str) -> tuple[str, str]:
+    """The articles and their topics for the index, both in URL order (for a merge join)."""
+    return (
+        f"SELECT {INDEX_COLUMNS} FROM articles a {where} ORDER BY a.url",
+        f"SELECT x.url, x.topic FROM article_topics x WHERE x.url IN (SELECT a.url FROM articles a"
+        f" {where}) ORDER BY x.url, x.position"
+        if where
+        else "SELECT x.url, x.topic FROM article_topics x ORDER BY x.url, x.position",
+    )
+
+
+def index_docs(
+    rows: Iterable[Sequence[Any]], topic_rows: Iterable[Sequence[Any]]
+) -> Iterator[IndexDoc]:
+    """Rows of :func:`index_queries` -> IndexDocs, streaming: both must be in URL order."""
+    topics = iter(topic_rows)
+    pending = next(topics, None)
+    for url, title, excerpt, published, quality, provider, domain in rows:
+        mine: list[str] = []
+        while pending is not None and pending[0] <= url:
+            if pending[0] == url:
+                mine.append(pending[1])
+            pending = next(topics, None)
+        yield IndexDoc(
+            url=url,
+            title=title,
+            excerpt=excerpt,
+            published=_dt(published).timestamp(),
+            quality=quality,
+            provider=provider,
+            provider_domain=domain,
+            topics=tuple(mine),
+        )
 
 
 def hydrate(

@@ -16,23 +16,25 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
+from ..segments import IndexDoc
 from .base import (
-    CorpusSnapshot,
     Session,
     Store,
     StoreError,
-    article_queries,
-    hydrate,
+    index_docs,
+    index_queries,
     redact,
 )
 from .base import split_statements as _split
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +148,22 @@ CREATE TABLE leases (
 );
 """
 
+_MIGRATION_2 = """
+-- Which URLs each corpus generation changed, so that a process whose index is behind applies
+-- those changes instead of reading every article back.
+CREATE TABLE corpus_changes (
+    generation BIGINT NOT NULL,
+    url        TEXT NOT NULL
+);
+CREATE INDEX corpus_changes_by_generation ON corpus_changes (generation);
+-- Every change after this generation is in corpus_changes: an index older than this is rebuilt.
+ALTER TABLE corpus_state ADD COLUMN logged_from BIGINT NOT NULL DEFAULT 0;
+UPDATE corpus_state SET logged_from = generation;
+"""
+
 #: Schema scripts; ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 #: Append only: never edit a script that has shipped.
-MIGRATIONS: tuple[str, ...] = (_MIGRATION_1,)
+MIGRATIONS: tuple[str, ...] = (_MIGRATION_1, _MIGRATION_2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -297,13 +312,15 @@ class PostgresStore(Store):
         async with self.session("reading the schema version", atomic=False) as db:
             return int(await db.fetchval("SELECT version FROM schema_version"))
 
-    async def corpus_snapshot(self) -> CorpusSnapshot:
+    async def index_snapshot(self, build: Callable[[Iterable[IndexDoc]], T]) -> tuple[int, T]:
         async with self.session(f"{self.label}: reading articles") as db:
             generation = await db.fetchval("SELECT generation FROM corpus_state WHERE id = 1")
-            results = [await db.fetch(sql) for sql in article_queries("")]
-        # Hydrating 100k articles is CPU work: off the event loop.
-        articles = await asyncio.to_thread(hydrate, *results)
-        return CorpusSnapshot(int(generation), articles)
+            articles_sql, topics_sql = index_queries("")
+            rows = await db.fetch(articles_sql)
+            topic_rows = await db.fetch(topics_sql)
+        # Indexing 100k articles is CPU work: off the event loop.
+        result = await asyncio.to_thread(build, index_docs(rows, topic_rows))
+        return int(generation), result
 
     async def _serialize(self, db: Session, key: str) -> None:
         # Held until the transaction ends; the next statement's snapshot then sees everything

@@ -18,15 +18,18 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
-from .base import CorpusSnapshot, Session, Store, StoreError, article_queries, hydrate
+from ..segments import IndexDoc
+from .base import Session, Store, StoreError, index_docs, index_queries
 from .base import split_statements as _split
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +160,29 @@ ALTER TABLE digest_log ADD COLUMN holder TEXT;
 ALTER TABLE digest_log ADD COLUMN final INTEGER NOT NULL DEFAULT 0;
 """
 
+_MIGRATION_5 = """
+-- Which URLs each corpus generation changed, so that a process whose index is behind applies
+-- those changes instead of reading every article back.
+CREATE TABLE corpus_changes (
+    generation INTEGER NOT NULL,
+    url        TEXT NOT NULL
+);
+CREATE INDEX corpus_changes_by_generation ON corpus_changes (generation);
+-- Every change after this generation is in corpus_changes (older ones were pruned, or came
+-- before the log existed): an index older than this is rebuilt.
+ALTER TABLE corpus_state ADD COLUMN logged_from INTEGER NOT NULL DEFAULT 0;
+UPDATE corpus_state SET logged_from = generation;
+"""
+
 #: Schema scripts; ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 #: Append only: never edit a script that has shipped.
-MIGRATIONS: tuple[str, ...] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4)
+MIGRATIONS: tuple[str, ...] = (
+    _MIGRATION_1,
+    _MIGRATION_2,
+    _MIGRATION_3,
+    _MIGRATION_4,
+    _MIGRATION_5,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -200,7 +223,7 @@ class SQLiteStore(Store):
         self.label = str(path)
         self._lock = asyncio.Lock()
         self._session = _SQLiteSession(db)
-        # How corpus_snapshot's own connection opens the file (SQLite URI parameters).
+        # How index_snapshot's own connection opens the file (SQLite URI parameters).
         self._reader_query = "mode=ro"
 
     @classmethod
@@ -401,26 +424,35 @@ class SQLiteStore(Store):
         async with self._lock:
             return await self._version()
 
-    async def corpus_snapshot(self) -> CorpusSnapshot:
+    async def index_snapshot(self, build: Callable[[Iterable[IndexDoc]], T]) -> tuple[int, T]:
         # Reading every article back takes a while at scale: it runs in a worker thread on a
         # connection of its own, without the store's lock, so /news keeps answering meanwhile
-        # (WAL lets this reader and the bot's connection work side by side).
-        return await asyncio.to_thread(self.read_snapshot_blocking)
+        # (WAL lets this reader and the bot's connection work side by side). The rows are
+        # streamed into ``build``: the corpus is never held as Python objects all at once.
+        return await asyncio.to_thread(self._index_snapshot_blocking, build)
 
-    def read_snapshot_blocking(self) -> CorpusSnapshot:
+    def _index_snapshot_blocking(self, build: Callable[[Iterable[IndexDoc]], T]) -> tuple[int, T]:
         # as_uri() percent-encodes the path: a '#' or '?' in it must not change which file opens.
         db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{self._reader_query}", uri=True)
         try:
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            db.execute("BEGIN")  # one snapshot for the generation and the three queries
+            db.execute("BEGIN")  # one snapshot for the generation and both queries
             generation = db.execute("SELECT generation FROM corpus_state WHERE id = 1").fetchone()
-            results = [db.execute(sql).fetchall() for sql in article_queries("")]
+            articles_sql, topics_sql = index_queries("")
+            rows = db.execute(articles_sql)
+            topics = db.cursor().execute(topics_sql)
+            result = build(index_docs(_batched(rows), _batched(topics)))
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: reading articles failed: {exc}") from exc
         finally:
             db.close()
-        return CorpusSnapshot(int(generation[0]), hydrate(*results))
+        return int(generation[0]), result
+
+
+def _batched(cursor: sqlite3.Cursor, size: int = 2048) -> Iterator[Any]:
+    while batch := cursor.fetchmany(size):
+        yield from batch
 
 
 def _check_writable(path: Path) -> None:
