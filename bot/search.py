@@ -368,11 +368,12 @@ class SearchIndex:
         if not self._n_live or limit <= 0:
             return []
         stamps = np.where(self._alive, self._published, -np.inf)
-        top = np.flatnonzero(self._alive)
-        if len(top) > limit:
-            top = np.argpartition(-stamps, limit - 1)[:limit]
-        order = sorted(top.tolist(), key=lambda d: (-stamps[d], int(self._url_keys[d])))
-        return [self._hit(d, 100.0) for d in order]
+        chosen = np.flatnonzero(self._alive)
+        if len(chosen) > limit:
+            cut = np.partition(stamps, len(stamps) - limit)[len(stamps) - limit]
+            chosen = np.flatnonzero(stamps >= cut)  # every tie at the cut, then by URL
+        order = np.lexsort((self._url_keys[chosen], -stamps[chosen]))[:limit]
+        return [self._hit(int(d), 100.0) for d in chosen[order]]
 
     def _hit(self, doc: int, score: float) -> Hit:
         segment, local = self._locate(doc)

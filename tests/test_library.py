@@ -18,7 +18,11 @@ async def test_a_reload_that_only_deletes_an_article_rebuilds_the_index(tmp_path
         await library.reload()
         assert len(library.index) == 5
         broken = sorted(Path(config.seeds_dir).glob("*.md"))[0]
-        url = next(h.url for h in library.index.search("amazon", limit=5) if h.title.startswith("Amazon and"))
+        url = next(
+            h.url
+            for h in library.index.search("amazon", limit=5)
+            if h.title.startswith("Amazon and")
+        )
         broken.write_text("no front matter any more\n", encoding="utf-8")
 
         report = await library.reload()
@@ -112,6 +116,60 @@ async def test_another_processs_load_is_served_without_a_restart(
             assert len(bot.index) == 6
         finally:
             watcher.cancel()
+
+
+async def test_a_change_elsewhere_is_applied_without_reading_every_article_back(
+    tmp_path: Path, database: Path | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(tmp_path, database=database)
+    async with Library.open(config) as writer:
+        await writer.reload()
+        async with Library.open(config) as reader:
+            assert len(reader.index) == 5
+
+            async def read_everything(*_: object) -> None:
+                raise AssertionError("the whole corpus was read back for a one-file change")
+
+            monkeypatch.setattr(reader.store, "index_snapshot", read_everything)
+            seed = _new_seed(Path(config.seeds_dir), "Zeppelin lands in the harbour")
+            await writer.reload()
+            assert await reader.sync_index()
+            assert [h.title for h in reader.index.search("zeppelin harbour")] == [
+                "Zeppelin lands in the harbour"
+            ]
+            seed.write_text(seed.read_text().replace("lands in", "leaves"), encoding="utf-8")
+            await writer.reload()
+            await reader.sync_index()
+            assert [h.title for h in reader.index.search("zeppelin harbour")] == [
+                "Zeppelin leaves the harbour"
+            ]
+            seed.unlink()
+            await writer.reload()
+            await reader.sync_index()
+            assert reader.index.search("zeppelin harbour") == []
+            assert len(reader.index) == 5
+            assert reader.index_generation == await reader.store.corpus_generation()
+
+
+async def test_an_index_older_than_the_change_log_is_rebuilt(
+    tmp_path: Path, database: Path | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.store import base
+
+    monkeypatch.setattr(base, "LOG_GENERATIONS", 1)
+    config = make_config(tmp_path, database=database)
+    async with Library.open(config) as writer:
+        await writer.reload()
+        async with Library.open(config) as reader:
+            _new_seed(Path(config.seeds_dir), "Zeppelin lands in the harbour")
+            await writer.reload()
+            for seed in sorted(Path(config.seeds_dir).glob("*.md"))[:2]:
+                seed.unlink()
+            await writer.reload()  # two generations on: the first one's log is gone
+            assert await reader.store.corpus_changes(reader.index_generation) is None
+            assert await reader.sync_index()
+            assert len(reader.index) == await reader.store.count_articles() == 4
+            assert reader.index.search("zeppelin harbour")
 
 
 async def test_a_reload_that_changes_nothing_still_serves_what_the_database_holds(

@@ -14,11 +14,13 @@ from bot.articles import Article, RelatedLink
 from bot.loader import SeedFileRecord
 from bot.store import (
     SEARCH_RETENTION,
+    CorpusChanges,
     ReloadChanges,
     StaleReloadError,
     Store,
     StoreError,
 )
+from bot.store import base as store_base
 from bot.store.sqlite import MIGRATIONS, SCHEMA_VERSION
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -202,6 +204,10 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Pat
         assert old is not None and old.topics == ("History",) and old.quality == 0.5
         # The version 2 tables exist and work.
         assert await store.get_guild_settings(1) is None
+        # The change log starts now: an index from before it is rebuilt, a current one kept.
+        generation = await store.corpus_generation()
+        assert await store.corpus_changes(generation - 1) is None
+        assert await store.corpus_changes(generation) == CorpusChanges(generation, [], [])
         assert await store.claim_digest(1, "2024-05-01", NOW)
 
 
@@ -321,6 +327,60 @@ async def test_only_a_change_of_articles_bumps_the_generation(store: Store) -> N
         await store.apply_reload(ReloadChanges(upsert_files=[record]), state=state, now=NOW) is None
     )
     assert await store.corpus_generation() == start + 1
+
+
+async def test_the_change_log_names_what_changed_after_a_generation(store: Store) -> None:
+    await put(store, article(1), article(2), article(3))
+    start = await store.corpus_generation()
+    assert await store.corpus_changes(start) == CorpusChanges(start, [], [])
+    await put(store, article(2, title="Two, retitled"), article(4))
+    await delete(store, "https://example.com/3")
+    changes = await store.corpus_changes(start)
+    assert changes is not None and changes.generation == start + 2
+    assert {d.url: d.title for d in changes.upserts} == {
+        "https://example.com/2": "Two, retitled",
+        "https://example.com/4": "Title 4",
+    }
+    assert changes.removed == ["https://example.com/3"]
+    four = next(d for d in changes.upserts if d.url.endswith("/4"))
+    assert four.topics == ("AI", "topic 1") and four.provider == "Example"
+    assert four.published == article(4).published.timestamp()
+    # Only what came after the generation asked for.
+    later = await store.corpus_changes(start + 1)
+    assert later is not None and later.upserts == [] and later.removed == ["https://example.com/3"]
+    # A generation this database never had, or one from before the log: rebuild.
+    assert await store.corpus_changes(start + 5) is None
+    assert await store.corpus_changes(0) is None
+
+
+async def test_the_change_log_keeps_a_bounded_number_of_generations(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_base, "LOG_GENERATIONS", 3)
+    await put(store, article(1))
+    first = await store.corpus_generation()
+    for n in range(2, 7):
+        await put(store, article(n))
+    now = await store.corpus_generation()
+    assert await store.corpus_changes(first) is None  # pruned: more than 3 generations back
+    kept = await store.corpus_changes(now - 3)
+    assert kept is not None and len(kept.upserts) == 3
+    async with store.session("counting the log", atomic=False) as db:
+        assert await db.fetchval("SELECT count(*) FROM corpus_changes") == 3
+
+
+async def test_a_change_of_most_of_the_corpus_is_not_logged(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_base, "LOG_FLOOR", 2)
+    await put(store, *(article(n) for n in range(10)))
+    start = await store.corpus_generation()
+    await put(store, article(1, title="changed"))  # one of ten: logged
+    assert await store.corpus_changes(start) is not None
+    await put(store, *(article(n, title="all changed") for n in range(10)))
+    # Reading every article back costs no more than applying them: processes rebuild.
+    assert await store.corpus_changes(start + 1) is None
+    assert await store.corpus_changes(start + 2) == CorpusChanges(start + 2, [], [])
 
 
 # --- guild settings -----------------------------------------------------------------------------
