@@ -316,6 +316,9 @@ async def _async_dispatch(args: argparse.Namespace, config: Config) -> int:
             report = await library.reload(args.paths or None, progress=progress)
             if progress:
                 progress.done()
+            if report.articles_changed:
+                # After a large load, one index for every bot to load, not one build each.
+                await library.save_index_for_next_start()
             return _print_report(report, out=sys.stdout, verbose=args.verbose)
         if args.command == "search":
             await library.ensure_loaded()

@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from . import snapshot
 from .config import Config
 from .loader import LoadReport, load_seeds
 from .memory import release_free_memory
@@ -39,6 +40,20 @@ RELOAD_SWITCH_INTERVAL = 0.0005
 RELOAD_LEASE = "reload"
 # How often a waiting `newsbot load` looks whether the other process's reload has finished.
 LEASE_POLL_SECONDS = 0.25
+
+
+# A merged index is saved for the next start when the saved one is this many generations
+# behind: well inside the change log (LOG_GENERATIONS), so a start never reads everything back.
+SNAPSHOT_EVERY = 64
+
+
+def _settle_memory() -> None:
+    # Building or loading allocates and frees far more than the index it leaves: collect once,
+    # then freeze what lives on (the vocabulary, the bot's own objects) so that later
+    # collections skip it, and hand the freed heap back to the system.
+    gc.collect()
+    gc.freeze()
+    release_free_memory()
 
 
 class ReloadBusy(Exception):
@@ -73,6 +88,7 @@ class Library:
         *,
         clock: Callable[[], datetime] | None = None,
         searchable: bool = True,
+        readonly: bool = False,
     ) -> None:
         self.store = store
         self.config = config
@@ -82,6 +98,9 @@ class Library:
         #: The corpus generation the index was built from (0: none yet).
         self.index_generation = 0
         self._searchable = searchable
+        self._readonly = readonly
+        #: The generation of the index snapshot saved in the database (as far as we know).
+        self._saved_generation = 0
         # One reload at a time in this process; the database lease covers the others.
         self._reload_lock = asyncio.Lock()
         # One index refresh at a time: a reload and the watcher may both notice a change.
@@ -109,12 +128,12 @@ class Library:
         store = await Store.open(config.database, readonly=readonly)
         heart: asyncio.Task[None] | None = None
         try:
-            library = cls(store, config, clock=clock, searchable=searchable)
+            library = cls(store, config, clock=clock, searchable=searchable, readonly=readonly)
             if role is not None:
                 await store.heartbeat(role=role)
                 heart = asyncio.create_task(library._beat(role), name="newsbot-heartbeat")
             if searchable:
-                await library.rebuild_index()
+                await library.start_index()
             yield library
         finally:
             if heart is not None:
@@ -131,6 +150,19 @@ class Library:
 
     # --- keeping the index in step with the database --------------------------------------------
 
+    async def start_index(self) -> None:
+        """The first index of this process: the saved snapshot brought up to date with the
+        change log when the database has one that reaches, else a build from every article."""
+        loaded = await self._load_snapshot()
+        if loaded is None:
+            await self.rebuild_index()
+            return
+        index, generation = loaded
+        self._swap(index, generation)
+        self._saved_generation = generation
+        await self.sync_index()
+        _settle_memory()
+
     async def rebuild_index(self) -> None:
         """Build the index from everything the database holds and swap it in."""
         async with self._refresh_lock:
@@ -140,12 +172,62 @@ class Library:
     async def _rebuild(self) -> None:
         generation, index = await self.store.index_snapshot(SearchIndex.build)
         self._swap(index, generation)
-        # A build allocates and frees far more than the index it leaves: collect once, then
-        # freeze what lives on (the vocabulary, the bot's own objects) so that later
-        # collections skip it, and hand the freed heap back to the system.
-        gc.collect()
-        gc.freeze()
-        release_free_memory()
+        _settle_memory()
+        await self._save_snapshot(index, generation)
+
+    async def _load_snapshot(self) -> tuple[SearchIndex, int] | None:
+        try:
+            newest = await self.store.index_snapshot_generation()
+            if newest is None or newest <= self.index_generation:
+                return None  # none, or not newer than what this process serves
+            if not await self.store.change_log_reaches(newest):
+                log.info("the saved index (generation %d) is too old; rebuilding it", newest)
+                return None
+            saved = await self.store.load_index_snapshot()
+            if saved is None:
+                return None
+            generation, form, data = saved
+            if form != snapshot.FORMAT:
+                log.info("the saved index is of another format (%d); rebuilding it", form)
+                return None
+            index = await asyncio.to_thread(snapshot.load, data)
+        except (StoreError, snapshot.SnapshotError) as exc:
+            log.warning("could not use the saved index, so it is built anew: %s", exc)
+            return None
+        log.info("loaded the saved index of generation %d", generation)
+        return index, generation
+
+    async def save_index_for_next_start(self) -> bool:
+        """Build and save the index if the saved one would not serve the next start (none, or
+        older than the change log reaches): ``newsbot load`` does this after a large load, so
+        that the bots load one index instead of each building it. True if it saved one."""
+        saved = await self.store.index_snapshot_generation()
+        if saved is not None and await self.store.change_log_reaches(saved):
+            return False
+        generation, index = await self.store.index_snapshot(SearchIndex.build)
+        await self._save_snapshot(index, generation)
+        del index
+        _settle_memory()
+        return True
+
+    async def _save_snapshot(self, index: SearchIndex, generation: int) -> None:
+        """Save the index for the next start (never fatal: the next start builds instead)."""
+        if self._readonly:
+            return
+        try:
+            await self.store.save_index_snapshot(
+                generation,
+                snapshot.FORMAT,
+                await asyncio.to_thread(snapshot.dump, index),
+                now=datetime.now(UTC),
+            )
+        except StoreError as exc:
+            log.warning("could not save the index for the next start: %s", exc)
+            return
+        finally:
+            release_free_memory()  # the bytes were a transient copy of the whole index
+        self._saved_generation = generation
+        log.info("saved the index of generation %d for the next start", generation)
 
     async def sync_index(self) -> bool:
         """Bring the index up to the database's corpus generation; True if it moved."""
@@ -157,9 +239,16 @@ class Library:
             with _event_loop_first():
                 changes = await self.store.corpus_changes(self.index_generation)
                 if changes is None:
-                    log.info("the change log does not reach back to this index: rebuilding it")
-                    await self._rebuild()
-                    return True
+                    # Too far behind for the log (or a change too large to log): the index
+                    # another process saved is the cheapest way forward, else a build.
+                    loaded = await self._load_snapshot()
+                    if loaded is not None:
+                        self._swap(*loaded)
+                        changes = await self.store.corpus_changes(self.index_generation)
+                    if changes is None:
+                        log.info("the change log does not reach back to this index: rebuilding")
+                        await self._rebuild()
+                        return True
                 if changes.generation == self.index_generation:
                     return False  # another caller caught up while this one waited
                 index = await asyncio.to_thread(self.index.apply, changes.upserts, changes.removed)
@@ -167,7 +256,10 @@ class Library:
                 if index.needs_merge:
                     # Same articles, fewer segments: the next changes wait for this, queries
                     # do not (they read the version being merged).
-                    self._swap(await asyncio.to_thread(index.merged), changes.generation)
+                    index = await asyncio.to_thread(index.merged)
+                    self._swap(index, changes.generation)
+                    if changes.generation - self._saved_generation >= SNAPSHOT_EVERY:
+                        await self._save_snapshot(index, changes.generation)
         return True
 
     def _swap(self, index: SearchIndex, generation: int) -> None:

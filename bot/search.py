@@ -138,10 +138,13 @@ class _Shared:
 
     @classmethod
     def fresh(cls) -> _Shared:
-        vocab = Vocabulary()
-        return cls(
-            vocab, Names(), Names(), TermTable(_typo_keys, []), TermTable(_gram_keys, []), [], [], 0
-        )
+        return cls.over(Vocabulary(), Names(), Names())
+
+    @classmethod
+    def over(cls, vocab: Vocabulary, topics: Names, providers: Names) -> _Shared:
+        """Lookup tables over an existing vocabulary (a loaded snapshot's)."""
+        empty = TermTable(_typo_keys, []), TermTable(_gram_keys, [])
+        return cls(vocab, topics, providers, *empty, [], [], 0).compacted()
 
     def compacted(self) -> _Shared:
         """The same tables with every term in the compact arrays (a new object: old versions
@@ -298,6 +301,11 @@ class SearchIndex:
     @property
     def segment_count(self) -> int:
         return len(self._segments)
+
+    @property
+    def document_count(self) -> int:
+        """Documents held, live or dead (dead ones go at the next merge)."""
+        return int(self._bases[-1])
 
     def find(self, url: str) -> Hit | None:
         """The live article of ``url``, as a hit of score 100, or None."""

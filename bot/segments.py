@@ -167,11 +167,12 @@ class SparsePostings:
 class TextColumn:
     """Strings stored as one UTF-8 bytes object plus offsets: no object per string."""
 
-    data: bytes
+    data: bytes | memoryview  # a view into a loaded snapshot, without copying it
     off: np.ndarray  # int64, len = count + 1
 
     def __getitem__(self, i: int) -> str:
-        return self.data[int(self.off[i]) : int(self.off[i + 1])].decode("utf-8", "surrogatepass")
+        piece = self.data[int(self.off[i]) : int(self.off[i + 1])]
+        return bytes(piece).decode("utf-8", "surrogatepass")
 
     @classmethod
     def of(cls, texts: Iterable[str]) -> TextColumn:

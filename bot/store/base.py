@@ -293,6 +293,46 @@ class Store(ABC):
         removed = [url for (url,) in urls if url not in present]
         return CorpusChanges(generation, upserts, removed)
 
+    async def change_log_reaches(self, since: int) -> bool:
+        """True if the changes after generation ``since`` are all logged (or there are none)."""
+        async with self.session("reading the corpus generation", atomic=False) as db:
+            state = await db.fetch("SELECT generation, logged_from FROM corpus_state WHERE id = 1")
+        generation, logged_from = int(state[0][0]), int(state[0][1])
+        return since == generation or logged_from <= since < generation
+
+    async def index_snapshot_generation(self) -> int | None:
+        """The generation of the saved index, if there is one (without reading it)."""
+        async with self.session("reading the index snapshot", atomic=False) as db:
+            found = await db.fetchval("SELECT max(generation) FROM index_snapshots")
+        return None if found is None else int(found)
+
+    async def load_index_snapshot(self) -> tuple[int, int, bytes] | None:
+        """The newest saved index: (generation, format, bytes), or None."""
+        async with self.session("reading the index snapshot", atomic=False) as db:
+            rows = await db.fetch(
+                "SELECT generation, format, data FROM index_snapshots"
+                " ORDER BY generation DESC LIMIT 1"
+            )
+        if not rows:
+            return None
+        generation, form, data = rows[0]
+        return int(generation), int(form), bytes(data)
+
+    async def save_index_snapshot(
+        self, generation: int, form: int, data: bytes, *, now: datetime
+    ) -> None:
+        """Keep ``data`` as the index of ``generation``, in place of any older snapshot."""
+        async with self.session(f"{self.label}: saving the index snapshot", write=True) as db:
+            newest = await db.fetchval("SELECT max(generation) FROM index_snapshots")
+            if newest is not None and int(newest) >= generation:
+                return  # another process saved one as new already
+            await db.execute("DELETE FROM index_snapshots")
+            await db.execute(
+                "INSERT INTO index_snapshots (generation, format, saved_at, data)"
+                " VALUES (?, ?, ?, ?)",
+                (generation, form, iso(now), data),
+            )
+
     async def wait_for_corpus_change(self, timeout: float) -> None:
         """Return when another process may have changed the corpus, or after ``timeout``.
 

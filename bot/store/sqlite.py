@@ -172,6 +172,15 @@ CREATE INDEX corpus_changes_by_generation ON corpus_changes (generation);
 -- before the log existed): an index older than this is rebuilt.
 ALTER TABLE corpus_state ADD COLUMN logged_from INTEGER NOT NULL DEFAULT 0;
 UPDATE corpus_state SET logged_from = generation;
+
+-- The search index of one generation, as bytes (bot.snapshot): a process starting up loads it
+-- and applies the logged changes since, instead of indexing every article again.
+CREATE TABLE index_snapshots (
+    generation INTEGER PRIMARY KEY,
+    format     INTEGER NOT NULL,
+    saved_at   TEXT NOT NULL,
+    data       BLOB NOT NULL
+);
 """
 
 #: Schema scripts; ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.

@@ -1,0 +1,153 @@
+"""A search index as bytes, so that a restart loads it instead of tokenizing every article again.
+
+Stored in the database beside the corpus generation it serves (see
+:meth:`bot.store.base.Store.save_index_snapshot`): a process starting up loads the newest one,
+then applies the changes logged since its generation, exactly as it follows any other change.
+A snapshot from another version of this format, or one that does not decode, is ignored and the
+index is built from the articles instead; so is one older than the change log reaches.
+
+The layout: a magic number, a JSON header (the vocabulary, topic and source names, and where
+each array lies), then the arrays' raw bytes, each 8-byte aligned. Loading makes numpy views
+into the one bytes object: no copy of the arrays, nothing tokenized. The typo and trigram tables
+are rebuilt from the vocabulary on load (they hash with the process's own string hash).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+import numpy as np
+
+from .search import SearchIndex, _Shared
+from .segments import DensePostings, Names, Ragged, Segment, TextColumn, Vocabulary, _postings
+
+MAGIC = b"NBIX"
+FORMAT = 1
+_HEAD = struct.Struct("<4sII")  # magic, format, header length
+
+
+class SnapshotError(Exception):
+    """The bytes are not a snapshot this version of newsbot can read."""
+
+
+def dump(index: SearchIndex) -> bytes:
+    """The index as bytes; a version with several segments is merged first."""
+    if index.segment_count != 1 or len(index) != index.document_count:
+        index = index.merged()
+    shared = index._shared
+    (segment,) = index._segments
+    arrays: dict[str, np.ndarray] = {
+        "df": index._df,
+        "topic_counts": index._topic_counts,
+        "provider_counts": index._provider_counts,
+        "published": segment.published,
+        "quality": segment.quality,
+        "provider": segment.provider,
+        "url_keys": segment.url_keys,
+        "urls.off": segment.urls.off,
+        "urls.data": np.frombuffer(segment.urls.data, dtype=np.uint8),
+        "titles.off": segment.titles.off,
+        "titles.data": np.frombuffer(segment.titles.data, dtype=np.uint8),
+    }
+    for name in ("title", "excerpt", "compound", "topic"):
+        ragged: Ragged = getattr(segment, name)
+        arrays[f"{name}.flat"], arrays[f"{name}.off"] = ragged.flat, ragged.off
+    for name in ("title_post", "excerpt_post"):
+        postings = getattr(segment, name)
+        if isinstance(postings, DensePostings):
+            arrays[f"{name}.ptr"], arrays[f"{name}.docs"] = postings.ptr, postings.docs
+    placed: list[list[Any]] = []
+    chunks: list[bytes] = []
+    offset = 0
+    for name, array in arrays.items():
+        raw = np.ascontiguousarray(array).tobytes()
+        placed.append([name, array.dtype.str, len(array), offset])
+        padding = -len(raw) % 8
+        chunks.append(raw + b"\0" * padding)
+        offset += len(raw) + padding
+    header = json.dumps(
+        {
+            "terms": shared.vocab.terms[: len(index._df)],
+            "topics": [shared.topics.keys, shared.topics.shown],
+            "providers": [shared.providers.keys, shared.providers.shown],
+            "arrays": placed,
+        },
+        ensure_ascii=True,  # lone surrogates survive as escapes
+    ).encode("ascii")
+    header += b" " * (-len(header) % 8)
+    return b"".join([_HEAD.pack(MAGIC, FORMAT, len(header)), header, *chunks])
+
+
+def load(data: bytes) -> SearchIndex:
+    """The index :func:`dump` wrote; raises :class:`SnapshotError` for anything else."""
+    try:
+        magic, version, header_length = _HEAD.unpack_from(data)
+        if magic != MAGIC or version != FORMAT:
+            raise SnapshotError(f"not a format {FORMAT} index snapshot")
+        start = _HEAD.size + header_length
+        header = json.loads(data[_HEAD.size : start])
+        arrays = {
+            name: np.frombuffer(data, dtype=np.dtype(dtype), count=count, offset=start + offset)
+            for name, dtype, count, offset in header["arrays"]
+        }
+        return _assemble(header, arrays)
+    except SnapshotError:
+        raise
+    except (struct.error, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise SnapshotError(f"the index snapshot does not decode: {exc}") from exc
+
+
+def _assemble(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> SearchIndex:
+    vocab = Vocabulary()
+    vocab.intern_all(header["terms"])
+    names = []
+    for keys, shown in (header["topics"], header["providers"]):
+        table = Names()
+        for key, name in zip(keys, shown, strict=True):
+            table.intern(key, name)
+        names.append(table)
+
+    def ragged(name: str) -> Ragged:
+        return Ragged(arrays[f"{name}.flat"], arrays[f"{name}.off"])
+
+    def postings(name: str, terms: np.ndarray, docs: np.ndarray, size: int) -> Any:
+        if f"{name}.ptr" in arrays:
+            return DensePostings(arrays[f"{name}.ptr"], arrays[f"{name}.docs"])
+        return _postings(terms, docs, size)  # a small segment's: cheap to sort again
+
+    title, excerpt, compound = ragged("title"), ragged("excerpt"), ragged("compound")
+    size = len(arrays["published"])
+    segment = Segment(
+        size=size,
+        title=title,
+        excerpt=excerpt,
+        compound=compound,
+        topic=ragged("topic"),
+        title_post=postings(
+            "title_post",
+            np.concatenate([title.flat, compound.flat]),
+            np.concatenate([title.docs(), compound.docs()]),
+            size,
+        ),
+        excerpt_post=postings("excerpt_post", excerpt.flat, excerpt.docs(), size),
+        published=arrays["published"],
+        quality=arrays["quality"],
+        provider=arrays["provider"],
+        url_keys=arrays["url_keys"],
+        urls=TextColumn(memoryview(arrays["urls.data"]), arrays["urls.off"]),
+        titles=TextColumn(memoryview(arrays["titles.data"]), arrays["titles.off"]),
+    )
+    if len(arrays["df"]) != len(vocab) or len(arrays["topic_counts"]) != len(names[0]):
+        raise SnapshotError("the index snapshot's tables do not agree")
+    shared = _Shared.over(vocab, names[0], names[1])
+    return SearchIndex(
+        shared,
+        (segment,),
+        (np.ones(size, dtype=bool),),
+        arrays["df"].copy(),
+        arrays["topic_counts"].copy(),
+        arrays["provider_counts"].copy(),
+        [],
+    )
