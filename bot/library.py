@@ -9,7 +9,8 @@ far, reads everything back and builds anew. The new version is swapped in with o
 so a query sees the old corpus or the new one, never a mix.
 
 A long-running process (the bot) calls :meth:`Library.watch`, which notices another process's
-change within ``refresh_seconds`` (at once under PostgreSQL, which notifies), and keeps its
+change at once (PostgreSQL notifies; SQLite's data version is polled every 50 ms), checks the
+generation every ``refresh_seconds`` whatever it heard, and keeps its
 heartbeat in the database so that its claims are taken over if it dies.
 """
 

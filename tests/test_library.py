@@ -118,6 +118,29 @@ async def test_another_processs_load_is_served_without_a_restart(
             watcher.cancel()
 
 
+async def test_a_change_elsewhere_is_noticed_long_before_the_periodic_check(
+    tmp_path: Path, database: Path | str
+) -> None:
+    # refresh_seconds is only the fallback: PostgreSQL notifies, SQLite's data version is
+    # polled, so a load in another process is served within a fraction of a second.
+    config = make_config(tmp_path, database=database, refresh_seconds=600)
+    async with (
+        Library.open(config, role="bot") as bot,
+        Library.open(config, searchable=False, role="load") as cli,
+    ):
+        await bot.reload()
+        watcher = asyncio.create_task(bot.watch())
+        try:
+            await asyncio.sleep(0.2)  # the watcher is waiting
+            _new_seed(Path(config.seeds_dir), "Zeppelin lands in the harbour")
+            await cli.reload()
+            async with asyncio.timeout(3):
+                while not bot.index.search("zeppelin harbour"):
+                    await asyncio.sleep(0.01)
+        finally:
+            watcher.cancel()
+
+
 async def test_a_change_elsewhere_is_applied_without_reading_every_article_back(
     tmp_path: Path, database: Path | str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

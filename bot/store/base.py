@@ -337,7 +337,7 @@ class Store(ABC):
         """Return when another process may have changed the corpus, or after ``timeout``.
 
         The caller then compares :meth:`corpus_generation`; a spurious wake-up costs one query.
-        PostgreSQL is told at once (LISTEN/NOTIFY); SQLite has no such signal, so it polls.
+        PostgreSQL is told at once (LISTEN/NOTIFY); SQLite polls its cheap data version.
         """
         await asyncio.sleep(timeout)
 

@@ -31,6 +31,9 @@ from .base import split_statements as _split
 
 T = TypeVar("T")
 
+#: How often a process waiting for another's change asks SQLite whether one committed.
+CHANGE_POLL_SECONDS = 0.05
+
 log = logging.getLogger(__name__)
 
 # How long a connection waits for another process's write lock before giving up.
@@ -432,6 +435,23 @@ class SQLiteStore(Store):
     async def schema_version(self) -> int:
         async with self._lock:
             return await self._version()
+
+    async def wait_for_corpus_change(self, timeout: float) -> None:
+        # SQLite cannot notify, but PRAGMA data_version changes whenever another connection
+        # (another process: `newsbot load`, a second bot) commits, and reads no table: asked
+        # every CHANGE_POLL_SECONDS it costs next to nothing, and a change elsewhere is
+        # noticed within that time rather than within refresh_seconds.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        first = await self._data_version()
+        while (left := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(CHANGE_POLL_SECONDS, left))
+            if await self._data_version() != first:
+                return
+
+    async def _data_version(self) -> int:
+        async with self.session("watching for changes", atomic=False) as db:
+            return int(await db.fetchval("PRAGMA data_version"))
 
     async def index_snapshot(self, build: Callable[[Iterable[IndexDoc]], T]) -> tuple[int, T]:
         # Reading every article back takes a while at scale: it runs in a worker thread on a
