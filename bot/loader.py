@@ -49,11 +49,12 @@ import itertools
 import logging
 import os
 import stat
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .articles import DEFAULT_MAX_BYTES, Article, SeedError, parse_seed, printable
 
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SEED_SUFFIXES = frozenset({".md", ".markdown", ".txt"})
+_LOWER_SUFFIXES = tuple(SEED_SUFFIXES)  # for str.endswith; other cases are lowered first
 # A plan made while another reload (in this process or another) was applied is refused by the
 # store; planning again is cheap (only files that changed are parsed), so a few tries settle it.
 _APPLY_ATTEMPTS = 3
@@ -94,11 +96,62 @@ class SeedFileRecord:
     error: str | None
 
 
+# A seed_files row as the database returns it (a tuple from SQLite, a Record from asyncpg), its
+# columns in the order of SeedFileRecord's fields.
+_Row = Sequence[Any]
+
+
+class SeedFileTable(Mapping[str, SeedFileRecord]):
+    """``seed_files`` rows by path, kept as the database returned them.
+
+    A :class:`SeedFileRecord` is made only when a row is looked up, and the index by path only
+    when something is looked up at all: a reload of 100,000 unchanged files walks the rows once,
+    and making a record per row would cost about as much as that whole comparison.
+    """
+
+    __slots__ = ("_by_path", "_rows")
+
+    def __init__(self, rows: Iterable[_Row] = ()) -> None:
+        # Each row holds SeedFileRecord's fields in order: (path, folder, size, mtime_ns,
+        # sha256, url, error).
+        self._rows: list[_Row] = list(rows)
+        self._by_path: dict[str, _Row] | None = None
+
+    def _index(self) -> dict[str, _Row]:
+        if self._by_path is None:  # zip/map run in C: no Python-level loop per row
+            rows = self._rows
+            self._by_path = dict(zip(map(itemgetter(0), rows), rows, strict=True))
+        return self._by_path
+
+    def __getitem__(self, path: str) -> SeedFileRecord:
+        return SeedFileRecord(*self._index()[path])
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._index()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index())
+
+    def __len__(self) -> int:
+        return len(self._rows)  # paths are the table's primary key: no duplicates
+
+    def __repr__(self) -> str:
+        return f"SeedFileTable({len(self._rows)} rows)"
+
+    def raw_rows(self) -> Sequence[_Row]:
+        """Every row as the database returned it (read-only by convention)."""
+        return self._rows
+
+    def raw(self, path: str) -> _Row | None:
+        """The row of ``path`` as the database returned it, if there is one."""
+        return self._index().get(path)
+
+
 @dataclass(frozen=True, slots=True)
 class ReloadState:
     """A snapshot of the reload bookkeeping, to plan a reload against."""
 
-    files: dict[str, SeedFileRecord]  # seed_files by path
+    files: Mapping[str, SeedFileRecord]  # seed_files by path (a SeedFileTable from the store)
     sources: dict[str, str]  # article URL -> the seed file path that provides it
     # The corpus generation the snapshot was read at: apply_reload refuses a plan made from an
     # outdated one (another process, or another reload in this one, changed the corpus).
@@ -189,7 +242,7 @@ async def load_seeds(
     for attempt in range(1, _APPLY_ATTEMPTS + 1):
         state = await store.reload_state()
         changes, report = await asyncio.to_thread(
-            _plan, path_list, state.files, state.sources, max_bytes, on_progress
+            _plan, path_list, _table(state.files), state.sources, max_bytes, on_progress
         )
         try:
             await store.apply_reload(changes, state=state, now=now)
@@ -219,7 +272,7 @@ def check_seeds(
     article is in ``added``; rejections and duplicates as :func:`load_seeds` reports them.
     ``progress`` is called in the caller's thread.
     """
-    _changes, report = _plan(_path_list(paths), {}, {}, max_bytes, progress)
+    _changes, report = _plan(_path_list(paths), SeedFileTable(), {}, max_bytes, progress)
     return report
 
 
@@ -228,7 +281,12 @@ def check_seeds(
 
 @dataclass(slots=True)
 class _File:
-    """One seed file's outcome in this load."""
+    """One seed file's outcome in this load.
+
+    Only files that need a decision get one: a file whose row is exactly right and that is the
+    sole source of its URL is *kept* (see :func:`_plan`) and never gets a ``_File`` unless the
+    settling of URLs needs it (see :func:`_settle_winners`).
+    """
 
     path: str
     folder: str | None
@@ -248,9 +306,52 @@ class _File:
         )
 
 
+# What the scan saw of a seed file: (its folder, None if given directly; its size and mtime_ns
+# from the scan's one stat, or None and 0 when _examine is to stat it: a symlink's target, or a
+# file whose stat failed or that is not a regular file). Plain ints, not the stat_result: the
+# plan compares 100,000 of them against the rows, and small objects keep that pass fast.
+_Seen = tuple[str | None, int | None, int]
+
+
+class _Kept:
+    """Files whose row and article are right as they are (see :func:`_plan`): their rows.
+
+    Indexed by URL only when something asks by URL (a reload that changed nothing never does).
+    """
+
+    __slots__ = ("_by_url", "_rows")
+
+    def __init__(self) -> None:
+        self._rows: list[_Row] = []
+        self._by_url: dict[str, _Row] | None = None
+
+    def add(self, row: _Row) -> None:
+        assert self._by_url is None, "kept files are all added before any is looked up"
+        self._rows.append(row)
+
+    def _index(self) -> dict[str, _Row]:
+        if self._by_url is None:  # in C; each kept row holds a URL, and no two the same one
+            rows = self._rows
+            self._by_url = dict(zip(map(itemgetter(5), rows), rows, strict=True))
+        return self._by_url
+
+    def pop(self, url: str) -> _Row | None:
+        """Take the kept file holding ``url`` out (it needs a decision after all), if any."""
+        return self._index().pop(url, None) if self._rows else None
+
+    def urls(self) -> Iterable[str]:
+        return self._index().keys()
+
+    def rows(self) -> Iterable[_Row]:
+        return self._rows if self._by_url is None else self._by_url.values()
+
+    def __len__(self) -> int:
+        return len(self._rows) if self._by_url is None else len(self._by_url)
+
+
 @dataclass(slots=True)
 class _Scan:
-    found: dict[str, str | None] = field(default_factory=dict)  # path -> folder (None: direct)
+    found: dict[str, _Seen] = field(default_factory=dict)  # by path
     rejected: list[tuple[str, str]] = field(default_factory=list)  # not recorded in the store
     folders: list[str] = field(default_factory=list)  # folders scanned completely...
     incomplete: list[str] = field(default_factory=list)  # ...except for these sub-folders
@@ -258,57 +359,116 @@ class _Scan:
 
 def _plan(
     paths: Sequence[Path],
-    rows: Mapping[str, SeedFileRecord],
+    table: SeedFileTable,
     sources: Mapping[str, str],
     max_bytes: int,
     progress: Progress | None,
 ) -> tuple[ReloadChanges, LoadReport]:
-    """Decide what a load writes, from the store's bookkeeping ``rows`` and URL ``sources``."""
+    """Decide what a load writes, from the store's bookkeeping ``table`` and URL ``sources``.
+
+    Built for a reload where little changed: one pass over the rows settles every file that is
+    *kept* (found, same size and mtime as its row, a row without error, and the source of its
+    URL in the store) with no object made for it; only the others become a :class:`_File`.
+    """
     scan = _scan(paths)
-    total = len(scan.found)
+    found = scan.found
+    total = len(found)
     step = max(1, total // 100)
     if progress is not None:
         progress(0, total)
 
+    # A kept file's row says it holds a URL and the store says the file provides it, so two kept
+    # files never share a URL; one that shares it with a file that does need a decision is
+    # pulled out again by _settle_winners.
+    kept = _Kept()
+    keep = kept.add
+    pending: list[tuple[str, _Row | None]] = []  # found files to examine (read if changed)
+    unfound: list[_Row] = []  # rows of files this scan did not find
+    source_of = sources.get
+    # The rows come in the database's order, which is close to sorted (a load writes them
+    # sorted): the list of unchanged files made from them sorts in no time.
+    for row in table.raw_rows():
+        path, row_folder, size, mtime_ns, sha256, url, error = row
+        seen = found.get(path)
+        if seen is None:
+            unfound.append(row)
+            continue
+        folder, seen_size, seen_mtime_ns = seen
+        if (
+            seen_mtime_ns == mtime_ns
+            and seen_size == size  # never None == size: a file the scan did not stat is examined
+            and sha256 is not None
+            and error is None  # a rejection is never trusted: see _examine
+            and url is not None
+            and (folder is None or folder == row_folder)  # see _examine's as_recorded
+            and size <= max_bytes
+            and source_of(url) == path
+        ):
+            keep(row)
+        else:
+            pending.append((path, row))
+    if len(kept) + len(pending) < total:  # files new to the store
+        pending.extend((path, None) for path in found if table.raw(path) is None)
+
+    done = len(kept)
+    if progress is not None:
+        # Kept files are settled in one quick pass: report the steps they cover now.
+        for mark in range(step, done + 1, step):
+            progress(mark, total)
+        if done == total and total % step:
+            progress(done, total)
+
     files: dict[str, _File] = {}
-    for done, (path, folder) in enumerate(sorted(scan.found.items()), start=1):
-        row = rows.get(path)
-        if folder is None and row is not None:
-            folder = row.folder  # naming a file directly does not detach it from its folder
-        files[path] = _examine(path, folder, row, max_bytes)
+    known: dict[str, _Row] = {}  # the row of each file in files that has one
+    pending.sort(key=itemgetter(0))  # read in path order: deterministic logs, disk order
+    for path, row in pending:
+        folder, seen_size, seen_mtime_ns = found[path]
+        record = None
+        if row is not None:
+            known[path] = row
+            record = SeedFileRecord(*row)
+            if folder is None:
+                folder = record.folder  # naming a file directly does not detach it from its folder
+        files[path] = _examine(path, folder, record, max_bytes, seen_size, seen_mtime_ns)
+        done += 1
         if progress is not None and (done % step == 0 or done == total):
             progress(done, total)
 
-    removed = sorted(_removed(rows, scan, files))
+    removed = sorted(row[0] for row in _removed(scan, unfound))
     gone = set(removed)
-    for path, row in rows.items():  # known files this load does not touch still hold URLs
-        if path not in files and path not in gone:
-            files[path] = _File(
-                path,
-                row.folder,
-                row.size,
-                row.mtime_ns,
-                row.sha256,
-                row.url,
-                row.error,
-                in_scan=False,
-                examined=False,
-                as_recorded=True,
-            )
+    outside: set[str] = set()  # paths of kept files this load does not touch (not in its paths)
+    for row in unfound:  # known files this load does not touch still hold URLs
+        path, _folder, _size, _mtime_ns, _sha256, url, error = row
+        if url is None or error is not None or path in gone:
+            continue  # it holds no URL (this load reports nothing about it), or it is removed
+        if source_of(url) == path:
+            keep(row)
+            outside.add(path)
+        else:
+            known[path] = row
+            files[path] = _recorded(row, in_scan=False)
 
-    holders = _settle_winners(files, sources, max_bytes)
-    winners = {url: paths_[0] for url, paths_ in holders.items()}
+    holders = _settle_winners(files, known, kept, outside, sources, max_bytes)
 
     report = LoadReport(removed=removed)
-    upsert_articles: list[tuple[Article, str]] = []
-    for url, path in sorted(winners.items(), key=lambda item: item[1]):
-        file = files[path]
+    # Kept files are unchanged winners by construction; those outside this load are not news.
+    report.unchanged = [row[0] for row in kept.rows()]
+    if outside:
+        report.unchanged = [path for path in report.unchanged if path not in outside]
+    upserted: list[tuple[str, str]] = []  # (path, URL) of winners parsed by this load
+    for url, holding in holders.items():
+        file = files[holding[0]]
         if file.article is not None:
-            upsert_articles.append((file.article, path))
-            (report.updated if url in sources else report.added).append(path)
-            report.warnings.extend(file.article.warnings)
+            upserted.append((file.path, url))
         elif file.in_scan:
-            report.unchanged.append(path)
+            report.unchanged.append(file.path)
+    upsert_articles: list[tuple[Article, str]] = []
+    for path, url in sorted(upserted):
+        article = files[path].article
+        assert article is not None
+        upsert_articles.append((article, path))
+        (report.updated if url in sources else report.added).append(path)
+        report.warnings.extend(article.warnings)
     for url, holding in sorted(holders.items()):
         if len(holding) > 1 and any(files[p].in_scan for p in holding):
             report.duplicates.extend(
@@ -322,22 +482,50 @@ def _plan(
         scan.rejected
         + [(f.path, f.error) for f in files.values() if f.error is not None and f.examined]
     )
-    report.added.sort()
-    report.updated.sort()
     report.unchanged.sort()
 
     upsert_files = [
         record
         for path, file in sorted(files.items())
-        if not file.as_recorded and (record := file.record()) != rows.get(path)
+        if not file.as_recorded and (record := file.record()) != _record(known.get(path))
     ]
+    # Every kept URL is in sources: only when some are not kept can an article lose its file.
+    deleted = (
+        sorted(url for url in sources.keys() - kept.urls() if url not in holders)
+        if len(kept) < len(sources)
+        else []
+    )
     changes = ReloadChanges(
         upsert_files=upsert_files,
         delete_files=removed,
         upsert_articles=upsert_articles,
-        delete_articles=sorted(url for url in sources if url not in winners),
+        delete_articles=deleted,
     )
     return changes, report
+
+
+def _record(row: _Row | None) -> SeedFileRecord | None:
+    return None if row is None else SeedFileRecord(*row)
+
+
+def _recorded(row: _Row, *, in_scan: bool) -> _File:
+    """The outcome of a file whose row is exactly right: what the row says, not re-read.
+
+    In the scan, its stat matched the row; outside it, this load did not even stat it.
+    """
+    path, folder, size, mtime_ns, sha256, url, error = row
+    return _File(
+        path,
+        folder,
+        size,
+        mtime_ns,
+        sha256,
+        url,
+        error,
+        in_scan=in_scan,
+        examined=in_scan,
+        as_recorded=True,
+    )
 
 
 def _scan(paths: Sequence[Path]) -> _Scan:
@@ -354,7 +542,7 @@ def _scan(paths: Sequence[Path]) -> _Scan:
             continue
         try:
             resolved = expanded.resolve(strict=True)
-            mode = os.stat(resolved).st_mode
+            st = os.stat(resolved)
         except RuntimeError:  # pathlib's word for a symlink loop
             scan.rejected.append((str(given), str(SeedError(str(given), "symlink loop"))))
             continue
@@ -364,11 +552,12 @@ def _scan(paths: Sequence[Path]) -> _Scan:
             )
             scan.rejected.append((str(given), str(SeedError(str(given), reason))))
             continue
-        if stat.S_ISDIR(mode):
+        if stat.S_ISDIR(st.st_mode):
             scan.folders.append(str(resolved))
             _scan_folder(str(resolved), scan)
-        elif stat.S_ISREG(mode):
-            scan.found.setdefault(str(resolved), None)
+        elif stat.S_ISREG(st.st_mode):
+            # Its size and mtime are from the stat just taken.
+            scan.found.setdefault(str(resolved), (None, st.st_size, st.st_mtime_ns))
         else:
             scan.rejected.append((str(given), str(SeedError(str(given), "not a regular file"))))
     return scan
@@ -379,30 +568,64 @@ def _scan_folder(root: str, scan: _Scan) -> None:
         scan.rejected.append((path, str(SeedError(path, reason))))
 
     inside = root.rstrip(os.sep) + os.sep
+    found = scan.found
+    is_reg = stat.S_ISREG
     pending = [root]
     while pending:
         folder = pending.pop()
         try:
-            # Unsorted: the plan sorts paths itself, and sorting 10k DirEntries costs more than
-            # the rest of a no-change reload's scan.
+            # Unsorted: the plan sorts what it reports itself; sorting 100k DirEntries here would
+            # cost a no-change reload about 10% more for nothing.
             with os.scandir(folder) as it:
                 entries = list(it)
         except OSError as exc:
             reject(folder, f"cannot read folder: {exc.strerror or exc}")
             scan.incomplete.append(folder)
             continue
+        # An ASCII name in a UTF-8 folder makes a UTF-8 path: only other names need the check.
+        folder_utf8 = _undecodable(folder) is None
         subfolders: list[str] = []
         for entry in entries:
-            if entry.name.startswith("."):
+            name = entry.name
+            if name.startswith("."):
                 continue
-            shown = _undecodable(entry.path)
-            if shown is not None:
-                # SQLite stores text as UTF-8: such a path cannot even be recorded, and one
-                # file must never fail the whole load.
-                reject(shown, "the file name is not valid UTF-8; rename the file")
-                continue
+            if not (folder_utf8 and name.isascii()):
+                shown = _undecodable(entry.path)
+                if shown is not None:
+                    # SQLite stores text as UTF-8: such a path cannot even be recorded, and one
+                    # file must never fail the whole load.
+                    reject(shown, "the file name is not valid UTF-8; rename the file")
+                    continue
             try:
-                _scan_entry(entry, root, inside, scan, subfolders, reject)
+                # endswith first: one call, no new string, for the usual lower-case suffix.
+                is_seed = name.endswith(_LOWER_SUFFIXES) or (
+                    (dot := name.rfind(".")) > 0 and name[dot:].lower() in SEED_SUFFIXES
+                )
+                if is_seed and entry.is_file(follow_symlinks=False):
+                    # The common case, inline: a plain seed file (not a link, not a folder).
+                    path = entry.path
+                    known = found.get(path)
+                    if known is None:
+                        # Its stat, taken now: one system call (DirEntry caches it), and the
+                        # only one a file gets when it did not change.
+                        try:
+                            st = entry.stat()
+                        except OSError:
+                            # It vanished after the listing: _examine stats it again and
+                            # rejects it as any file that vanished before its read.
+                            found[path] = (root, None, 0)
+                        else:
+                            # Not regular after all (replaced since the listing): _examine
+                            # stats it again and says what it is.
+                            found[path] = (
+                                (root, st.st_size, st.st_mtime_ns)
+                                if is_reg(st.st_mode)
+                                else (root, None, 0)
+                            )
+                    elif known[0] is None:  # a folder beats "given directly"
+                        found[path] = (root, known[1], known[2])
+                else:
+                    _scan_entry(entry, is_seed, root, inside, scan, subfolders, reject)
             except OSError as exc:
                 # Entries vanish mid-scan (a file deleted, a process gone from /proc), links
                 # cannot be read (/proc/PID/exe of a zombie), permissions differ: that entry is
@@ -413,15 +636,15 @@ def _scan_folder(root: str, scan: _Scan) -> None:
 
 def _scan_entry(
     entry: os.DirEntry[str],
+    is_seed: bool,
     root: str,
     inside: str,
     scan: _Scan,
     subfolders: list[str],
     reject: Callable[[str, str], None],
 ) -> None:
-    """Sort one folder entry into a seed found, a sub-folder or a rejection; may raise OSError."""
-    _stem, dot, suffix = entry.name.rpartition(".")
-    is_seed = bool(dot) and "." + suffix.lower() in SEED_SUFFIXES
+    """Sort one folder entry that is not a plain seed file into a seed found (through a
+    symlink), a sub-folder or a rejection; may raise OSError."""
     if entry.is_symlink():
         try:
             target = os.path.realpath(entry.path)
@@ -438,16 +661,18 @@ def _scan_entry(
             reject(entry.path, f"symlink points outside {root}")
         elif not os.path.exists(target):
             reject(entry.path, _why_broken(entry.path))
-        elif not is_dir and scan.found.get(target) is None:
-            scan.found[target] = root
+        elif not is_dir:
+            known = scan.found.get(target)
+            if known is None:
+                scan.found[target] = (root, None, 0)  # stat'd by _examine (links are few)
+            elif known[0] is None:  # a folder beats "given directly"
+                scan.found[target] = (root, known[1], known[2])
     elif entry.is_dir(follow_symlinks=False):
         subfolders.append(entry.path)
     elif is_seed:
-        if not entry.is_file(follow_symlinks=False):
-            # A FIFO would block the read forever; sockets and devices make no sense.
-            reject(entry.path, "not a regular file")
-        elif scan.found.get(entry.path) is None:  # a folder beats "given directly"
-            scan.found[entry.path] = root
+        # Not a regular file (the regular ones never get here): a FIFO would block the read
+        # forever; sockets and devices make no sense.
+        reject(entry.path, "not a regular file")
 
 
 def _why_broken(link: str) -> str:
@@ -471,44 +696,52 @@ def _undecodable(path: str) -> str | None:
     return None
 
 
-def _removed(
-    rows: Mapping[str, SeedFileRecord], scan: _Scan, files: Mapping[str, _File]
-) -> list[str]:
+def _removed(scan: _Scan, unfound: Sequence[_Row]) -> list[_Row]:
     """Rows of files that came from a folder scanned by this load, and were not found in it."""
-    if not scan.folders:
+    if not scan.folders or not unfound:
         return []
     scanned = tuple(f.rstrip(os.sep) + os.sep for f in scan.folders)
     unscanned = tuple(f.rstrip(os.sep) + os.sep for f in scan.incomplete)
     return [
-        path
-        for path, row in rows.items()
-        if row.folder is not None
-        and path not in files
-        and path.startswith(scanned)
-        and not path.startswith(unscanned)
+        row
+        for row in unfound
+        if row[1] is not None  # its folder: a file given directly is never removed
+        and row[0].startswith(scanned)
+        and not row[0].startswith(unscanned)
     ]
 
 
-def _examine(path: str, folder: str | None, row: SeedFileRecord | None, max_bytes: int) -> _File:
-    """Stat a file; read and parse it only if its bookkeeping says it may have changed."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        return _File(path, folder, 0, 0, error=str(SeedError(path, f"cannot read: {exc.strerror}")))
-    file = _File(path, folder, st.st_size, st.st_mtime_ns)
-    if not stat.S_ISREG(st.st_mode):
-        file.error = str(SeedError(path, "not a regular file"))
-        return file
+def _examine(
+    path: str,
+    folder: str | None,
+    row: SeedFileRecord | None,
+    max_bytes: int,
+    size: int | None = None,
+    mtime_ns: int = 0,
+) -> _File:
+    """Stat a file (unless the scan did: then ``size`` and ``mtime_ns`` are a regular file's);
+    read and parse it only if its bookkeeping says it may have changed."""
+    if size is None:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            error = str(SeedError(path, f"cannot read: {exc.strerror}"))
+            return _File(path, folder, 0, 0, error=error)
+        if not stat.S_ISREG(st.st_mode):
+            error = str(SeedError(path, "not a regular file"))
+            return _File(path, folder, st.st_size, st.st_mtime_ns, error=error)
+        size, mtime_ns = st.st_size, st.st_mtime_ns
+    file = _File(path, folder, size, mtime_ns)
     # The limit is checked before the bookkeeping: it may have changed since the last load.
-    if st.st_size > max_bytes:
-        file.error = _too_big(path, st.st_size, max_bytes)
+    if size > max_bytes:
+        file.error = _too_big(path, size, max_bytes)
         return file
     # A rejection is not trusted from the bookkeeping: the parser may accept the file now.
     if (
         row is not None
         and row.sha256 is not None
         and row.error is None
-        and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns)
+        and (row.size, row.mtime_ns) == (size, mtime_ns)
     ):
         file.sha256, file.url, file.error = row.sha256, row.url, row.error
         file.as_recorded = folder == row.folder
@@ -544,7 +777,12 @@ def _too_big(path: str, size: int, max_bytes: int) -> str:
 
 
 def _settle_winners(
-    files: dict[str, _File], sources: Mapping[str, str], max_bytes: int
+    files: dict[str, _File],
+    known: dict[str, _Row],
+    kept: _Kept,
+    outside: set[str],
+    sources: Mapping[str, str],
+    max_bytes: int,
 ) -> dict[str, list[str]]:
     """Group live files by URL, the winner first; make sure each winner's article is at hand.
 
@@ -557,25 +795,37 @@ def _settle_winners(
     parsed too. Either can reject a file or change its URL, so the grouping is redone until
     stable; each round reads at least one more file, so this ends. A cold load parses every
     file, so an incremental one ends on the same winners.
+
+    Only ``files`` are grouped. A ``kept`` file is the sole holder of its URL and its source
+    already, so it wins it with nothing to do, unless a file of ``files`` holds that URL too:
+    each round first moves such kept files into ``files`` (as their rows say) to be compared,
+    noting their rows in ``known``.
     """
     dated: dict[str, _File] = {}  # files parsed here only to learn their date, as parsed
     while True:
+        if kept:
+            for file in list(files.values()):
+                if file.url is not None and file.error is None:
+                    row = kept.pop(file.url)
+                    if row is not None:
+                        path = row[0]
+                        known[path] = row
+                        files[path] = _recorded(row, in_scan=path not in outside)
         holders: dict[str, list[str]] = {}
-        for path in sorted(files):
-            url = files[path].url
-            if url is not None and files[path].error is None:
-                holders.setdefault(url, []).append(path)
+        for path, file in files.items():
+            if file.url is not None and file.error is None:
+                holders.setdefault(file.url, []).append(path)
         dates: dict[str, datetime] = {}
         for path, file in itertools.chain(dated.items(), files.items()):
             if file.article is not None:
                 dates[path] = file.article.published
-        undated = [
+        undated = sorted(
             path
             for paths in holders.values()
             if len(paths) > 1
             for path in paths
             if path not in dates
-        ]
+        )
         for path in undated:
             old = files[path]
             fresh = _examine(path, old.folder, None, max_bytes)
@@ -588,18 +838,28 @@ def _settle_winners(
             continue
         for paths in holders.values():
             if len(paths) > 1:
+                # Dates, then paths: a total order, so the order files were met in never counts.
                 paths.sort(key=lambda p: (dates[p], p), reverse=True)
-        needed = [
+        needed = sorted(
             paths[0]
             for url, paths in holders.items()
             if files[paths[0]].article is None and sources.get(url) != paths[0]
-        ]
+        )
         if not needed:
             return holders
         for path in needed:
             fresh = dated.pop(path, None) or _examine(path, files[path].folder, None, max_bytes)
             fresh.in_scan = files[path].in_scan
             files[path] = fresh
+
+
+def _table(files: Mapping[str, SeedFileRecord]) -> SeedFileTable:
+    """``files`` as a SeedFileTable (what the store returns), made from records otherwise."""
+    if isinstance(files, SeedFileTable):
+        return files
+    return SeedFileTable(
+        (r.path, r.folder, r.size, r.mtime_ns, r.sha256, r.url, r.error) for r in files.values()
+    )
 
 
 def _path_list(paths: Sequence[Path | str]) -> list[Path]:

@@ -51,7 +51,13 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..articles import Article, RelatedLink
-from ..loader import ReloadChanges, ReloadState, SeedFileRecord, StaleReloadError
+from ..loader import (
+    ReloadChanges,
+    ReloadState,
+    SeedFileRecord,
+    SeedFileTable,
+    StaleReloadError,
+)
 from ..segments import IndexDoc
 
 log = logging.getLogger(__name__)
@@ -417,8 +423,6 @@ class Store(ABC):
 
     async def reload_state(self) -> ReloadState:
         """Snapshot what a reload is planned against: seed_files rows and each URL's source."""
-        from ..loader import SeedFileTable  # kept local: only this method changed in base.py
-
         async with self.session("reading seed files") as db:
             generation = await db.fetchval("SELECT generation FROM corpus_state WHERE id = 1")
             file_rows = await db.fetch(
