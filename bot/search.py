@@ -184,6 +184,7 @@ class SearchIndex:
         self._alive_parts = alive
         self._bases = np.zeros(len(segments) + 1, dtype=np.int64)
         np.cumsum([s.size for s in segments], out=self._bases[1:])
+        self._placed = list(zip(segments, self._bases.tolist(), strict=False))
         self._n_terms = len(df)
         self._df = df
         self._alive = np.concatenate(alive) if alive else np.zeros(0, dtype=bool)
@@ -388,6 +389,8 @@ class SearchIndex:
         return Hit(segment.urls[local], segment.titles[local], score)
 
     def _locate(self, doc: int) -> tuple[Segment, int]:
+        if len(self._segments) == 1:
+            return self._segments[0], doc
         i = int(np.searchsorted(self._bases, doc, side="right")) - 1
         return self._segments[i], doc - int(self._bases[i])
 
@@ -455,7 +458,7 @@ class SearchIndex:
             for term, quality in variants[word]:
                 weight = min(float(self._idf[term]), ceiling) * quality
                 top_weight = max(top_weight, weight)
-                for segment, base in zip(self._segments, self._bases.tolist(), strict=False):
+                for segment, base in self._placed:
                     docs = segment.title_post.of(term)
                     if len(docs):
                         docs = docs + base if base else docs
@@ -491,25 +494,31 @@ class SearchIndex:
         for position, word in enumerate(qwords):
             for term, _ in variants[word]:
                 slots.setdefault(term, []).append(position)
-        ranked: list[tuple[float, float, int]] = []
-        for doc in candidates.tolist():
-            coverage = float(coverage_all[doc])
-            final = float(scores[doc]) + self._rerank_bonus(doc, qtext, slots, len(qwords))
-            ranked.append((final, coverage, doc))
         # Ties go by the article itself (quality, date, URL), never by its place in the index:
         # the same corpus ranks the same however it was built.
-        ranked.sort(
-            key=lambda r: (
-                -r[0],
-                -self._quality[r[2]],
-                -self._published[r[2]],
-                int(self._url_keys[r[2]]),
+        ranked: list[tuple[float, float, float, int, float, int]] = [
+            (
+                -(float(scores[doc]) + self._rerank_bonus(doc, qtext, slots, len(qwords))),
+                -quality,
+                -published,
+                url,
+                float(coverage_all[doc]),
+                doc,
             )
-        )
+            for doc, quality, published, url in zip(
+                candidates.tolist(),
+                self._quality[candidates].tolist(),
+                self._published[candidates].tolist(),
+                self._url_keys[candidates].tolist(),
+                strict=True,
+            )
+        ]
+        ranked.sort()
 
         hits: list[Hit] = []
         near: list[Hit] = []
-        for final, coverage, doc in ranked:
+        for negative_final, _q, _p, _u, coverage, doc in ranked:
+            final = -negative_final
             if coverage >= MIN_COVERAGE and len(hits) < limit and not far:
                 score = round(100.0 * min(final / _MAX_FINAL, 1.0), 1)
                 hits.append(self._hit(doc, score))
@@ -654,7 +663,7 @@ class SearchIndex:
             wanted = self._shared.topics.ids.get(fold(topic))
             in_topic = np.zeros_like(mask)
             if wanted is not None:
-                for segment, base in zip(self._segments, self._bases.tolist(), strict=False):
+                for segment, base in self._placed:
                     holders = segment.topic.docs()[segment.topic.flat == wanted]
                     in_topic[holders + base] = True
             mask &= in_topic
