@@ -103,6 +103,11 @@ MAX_SMALL_SEGMENTS = 8
 # of the documents (or this many, for a small corpus).
 MERGE_SHARE = 0.1
 MERGE_FLOOR = 2_000
+# The typo, trigram and prefix tables are rebuilt at a merge once the words added since their
+# last build pass this share of the vocabulary (or this many); until then new words are looked
+# up in small side tables.
+COMPACT_SHARE = 0.1
+COMPACT_FLOOR = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,9 +286,13 @@ class SearchIndex:
         return small > limit or dead > limit
 
     def merged(self) -> SearchIndex:
-        """The same articles in one segment, dead documents dropped, lookup tables compacted."""
+        """The same articles in one segment, dead documents dropped; the vocabulary's lookup
+        tables are compacted too once enough new words wait outside their arrays (a Python
+        pass over the whole vocabulary: not on every merge)."""
         segment = Segment.merge(list(zip(self._segments, self._alive_parts, strict=True)))
-        shared = self._shared.compacted()
+        shared, recent = self._shared, self._recent_terms
+        if len(recent) > max(COMPACT_FLOOR, COMPACT_SHARE * shared.sorted_covered):
+            shared, recent = shared.compacted(), []
         return SearchIndex(
             shared,
             (segment,),
@@ -291,7 +300,7 @@ class SearchIndex:
             self._df.copy(),
             self._topic_counts.copy(),
             self._provider_counts.copy(),
-            [],
+            recent,
         )
 
     # --- reading ----------------------------------------------------------------------------

@@ -194,3 +194,22 @@ def test_real_articles_rank_like_a_fresh_build_after_changes() -> None:
         fresh = SearchIndex.build(live.values())
         for query in asked:
             assert index.search(query) == fresh.search(query), (step, query)
+
+
+def test_a_merge_that_rebuilds_the_word_tables_answers_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import bot.search
+
+    rng = random.Random(9)
+    docs = [make_doc(rng, n) for n in range(300)]
+    index = SearchIndex.build(docs)
+    extra = [replace(make_doc(rng, 1000 + n), title=f"Zeppelin{n} airship{n}") for n in range(20)]
+    index = index.apply(extra)
+    asked = [*queries(random.Random(4)), "zeppelin3", "zepelin3 airshp4", "airsh"]
+    kept = index.merged()  # few new words: the side tables stay
+    monkeypatch.setattr(bot.search, "COMPACT_FLOOR", 0)
+    rebuilt = index.merged()  # every new word moves into the compact tables
+    assert kept._shared is index._shared and rebuilt._shared is not index._shared
+    fresh = SearchIndex.build(docs + extra)
+    assert answers(kept, asked) == answers(rebuilt, asked) == answers(fresh, asked)
