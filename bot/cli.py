@@ -36,6 +36,7 @@ from .articles import Article
 from .cluster import child_index, in_cluster
 from .config import MAX_SHARDS, Config, ConfigError, database_target, load_config
 from .loader import LoadReport, StaleReloadError
+from .memory import map_large_allocations
 from .search import Hit
 from .store import StoreError, is_database_url
 
@@ -231,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    map_large_allocations()  # before the index exists: see bot.memory
     try:
         config = _for_cluster_child(load_config(args.config))
         if args.db is not None:

