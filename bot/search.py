@@ -58,6 +58,7 @@ from .segments import (
     IndexDoc,
     Names,
     Segment,
+    SegmentBuilder,
     Vocabulary,
     as_doc,
     url_key,
@@ -231,8 +232,18 @@ class SearchIndex:
     ) -> SearchIndex:
         """The next version: ``upserts`` added or replacing the article of the same URL,
         ``removed`` URLs gone. This version stays valid and unchanged for its readers."""
-        docs = list({d.url: d for d in map(as_doc, upserts)}.values())
-        leaving = set(removed) | {d.url for d in docs}
+        builder = self.segment_builder()
+        builder.add(unique_docs(upserts))
+        return self.with_segment(builder, removed)
+
+    def segment_builder(self) -> SegmentBuilder:
+        """A builder for the next change's segment (feed it, then :meth:`with_segment`)."""
+        return SegmentBuilder(self._shared.vocab, (self._shared.topics, self._shared.providers))
+
+    def with_segment(self, built: SegmentBuilder, removed: Iterable[str] = ()) -> SearchIndex:
+        """The next version: the documents of ``built`` added, replacing any of the same URL,
+        and the ``removed`` URLs gone. Each URL at most once in ``built``."""
+        leaving = set(removed) | set(built.urls)
         shared = self._shared
         alive = list(self._alive_parts)
         gone: list[tuple[Segment, int]] = []
@@ -248,8 +259,8 @@ class SearchIndex:
                         gone.append((segment, doc))
         segments = list(self._segments)
         fresh: Segment | None = None
-        if docs:
-            fresh = Segment.build(docs, shared.vocab, (shared.topics, shared.providers))
+        if len(built):
+            fresh = built.done()
             segments.append(fresh)
             alive.append(np.ones(fresh.size, dtype=bool))
         n_terms = len(shared.vocab)
@@ -684,6 +695,11 @@ class SearchIndex:
         if since is not None:
             mask &= self._published >= since.timestamp()
         return mask
+
+
+def unique_docs(items: Iterable[IndexDoc | Article]) -> list[IndexDoc]:
+    """One document per URL, the last given winning."""
+    return list({d.url: d for d in map(as_doc, items)}.values())
 
 
 def _joined(parts: Sequence[np.ndarray], dtype: type) -> np.ndarray:

@@ -257,38 +257,9 @@ class Segment:
     def build(
         cls, docs: Iterable[IndexDoc], vocab: Vocabulary, names: tuple[Names, Names]
     ) -> Segment:
-        topics, providers = names
-        title, excerpt, compound, topic = (_RaggedBuilder() for _ in range(4))
-        published: list[float] = []
-        quality: list[float] = []
-        provider: list[int] = []
-        urls: list[str] = []
-        titles: list[str] = []
-        intern = vocab.intern_all
-        for doc in docs:
-            folded = fold(doc.title)
-            title.add(intern(folded_words(folded, MAX_TITLE_WORDS)))
-            compound.add(intern(compounds(folded, MAX_TITLE_WORDS)))
-            excerpt.add(intern(folded_words(fold(doc.excerpt), MAX_EXCERPT_WORDS)))
-            topic.add(dict.fromkeys(topics.intern(fold(t), t) for t in doc.topics))
-            published.append(doc.published)
-            quality.append(-1.0 if doc.quality is None else float(doc.quality))
-            key = fold(f"{doc.provider} {doc.provider_domain}")
-            provider.append(providers.intern(key, doc.provider or doc.provider_domain))
-            urls.append(doc.url)
-            titles.append(doc.title)
-        return cls.assemble(
-            title.done(),
-            excerpt.done(),
-            compound.done(),
-            topic.done(),
-            np.asarray(published, dtype=np.float64),
-            np.asarray(quality, dtype=np.float32),
-            np.asarray(provider, dtype=np.int32),
-            np.asarray([url_key(u) for u in urls], dtype=np.int64),
-            TextColumn.of(urls),
-            TextColumn.of(titles),
-        )
+        builder = SegmentBuilder(vocab, names)
+        builder.add(docs)
+        return builder.done()
 
     @classmethod
     def assemble(
@@ -363,6 +334,60 @@ class Segment:
             if self.urls[doc] == url:
                 return int(doc)
         return None
+
+
+class SegmentBuilder:
+    """Tokenizes documents into a segment a few at a time: a caller on the event loop can add
+    a small batch, let replies run, and add the next (see bot.library)."""
+
+    def __init__(self, vocab: Vocabulary, names: tuple[Names, Names]) -> None:
+        self._vocab = vocab
+        self._topics, self._providers = names
+        self._title, self._excerpt, self._compound, self._topic = (
+            _RaggedBuilder() for _ in range(4)
+        )
+        self._published: list[float] = []
+        self._quality: list[float] = []
+        self._provider: list[int] = []
+        self._urls: list[str] = []
+        self._titles: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._urls)
+
+    @property
+    def urls(self) -> list[str]:
+        return self._urls
+
+    def add(self, docs: Iterable[IndexDoc]) -> None:
+        intern = self._vocab.intern_all
+        topics, providers = self._topics, self._providers
+        for doc in docs:
+            folded = fold(doc.title)
+            self._title.add(intern(folded_words(folded, MAX_TITLE_WORDS)))
+            self._compound.add(intern(compounds(folded, MAX_TITLE_WORDS)))
+            self._excerpt.add(intern(folded_words(fold(doc.excerpt), MAX_EXCERPT_WORDS)))
+            self._topic.add(dict.fromkeys(topics.intern(fold(t), t) for t in doc.topics))
+            self._published.append(doc.published)
+            self._quality.append(-1.0 if doc.quality is None else float(doc.quality))
+            key = fold(f"{doc.provider} {doc.provider_domain}")
+            self._provider.append(providers.intern(key, doc.provider or doc.provider_domain))
+            self._urls.append(doc.url)
+            self._titles.append(doc.title)
+
+    def done(self) -> Segment:
+        return Segment.assemble(
+            self._title.done(),
+            self._excerpt.done(),
+            self._compound.done(),
+            self._topic.done(),
+            np.asarray(self._published, dtype=np.float64),
+            np.asarray(self._quality, dtype=np.float32),
+            np.asarray(self._provider, dtype=np.int32),
+            np.asarray([url_key(u) for u in self._urls], dtype=np.int64),
+            TextColumn.of(self._urls),
+            TextColumn.of(self._titles),
+        )
 
 
 def _postings(terms: np.ndarray, docs: np.ndarray, size: int) -> Postings:
