@@ -294,7 +294,10 @@ class Store(ABC):
             urls = await db.fetch(
                 "SELECT DISTINCT url FROM corpus_changes WHERE generation > ?", (since,)
             )
-        upserts = list(index_docs(rows, topic_rows))
+        if len(rows) > 500:  # a large change: converting its rows is work for a thread
+            upserts = await asyncio.to_thread(lambda: list(index_docs(rows, topic_rows)))
+        else:
+            upserts = list(index_docs(rows, topic_rows))
         present = {d.url for d in upserts}
         removed = [url for (url,) in urls if url not in present]
         return CorpusChanges(generation, upserts, removed)
