@@ -289,19 +289,39 @@ class SearchIndex:
     @property
     def needs_merge(self) -> bool:
         """True when :meth:`merged` would pay for itself (many small segments, or many dead)."""
-        if len(self._segments) - 1 > MAX_SMALL_SEGMENTS:
-            return True
+        return len(self._segments) - 1 > MAX_SMALL_SEGMENTS or self._needs_full_merge()
+
+    def _needs_full_merge(self) -> bool:
         small = int(self._bases[-1] - self._bases[1]) if len(self._segments) > 1 else 0
         dead = int(self._bases[-1]) - self._n_live
         limit = max(MERGE_FLOOR, MERGE_SHARE * self._n_live)
         return small > limit or dead > limit
 
-    def merged(self) -> SearchIndex:
-        """The same articles in one segment, dead documents dropped; the vocabulary's lookup
-        tables are compacted too once enough new words wait outside their arrays (a Python
-        pass over the whole vocabulary: not on every merge)."""
-        segment = Segment.merge(list(zip(self._segments, self._alive_parts, strict=True)))
+    def merged(self, *, full: bool | None = None) -> SearchIndex:
+        """The same articles in fewer segments.
+
+        Tiered, as search engines merge: while the small segments and the dead documents
+        stay under MERGE_SHARE of the collection, only the small segments are merged into
+        one (cheap: the main segment is untouched); past it, or with ``full``, every live
+        document goes into one segment. A full merge also compacts the vocabulary's lookup
+        tables once enough new words wait outside their arrays (a Python pass over the whole
+        vocabulary: not on every merge).
+        """
+        if full is None:
+            full = self._needs_full_merge()
         shared, recent = self._shared, self._recent_terms
+        if not full and len(self._segments) > 1:
+            tail = Segment.merge(list(zip(self._segments[1:], self._alive_parts[1:], strict=True)))
+            return SearchIndex(
+                shared,
+                (self._segments[0], tail),
+                (self._alive_parts[0], np.ones(tail.size, dtype=bool)),
+                self._df.copy(),
+                self._topic_counts.copy(),
+                self._provider_counts.copy(),
+                recent,
+            )
+        segment = Segment.merge(list(zip(self._segments, self._alive_parts, strict=True)))
         if len(recent) > max(COMPACT_FLOOR, COMPACT_SHARE * shared.sorted_covered):
             shared, recent = shared.compacted(), []
         return SearchIndex(

@@ -7,7 +7,8 @@ A snapshot from another version of this format, or one that does not decode, is 
 index is built from the articles instead; so is one older than the change log reaches.
 
 The layout: a magic number, a JSON header (the vocabulary, topic and source names, and where
-each array lies), then the arrays' raw bytes, each 8-byte aligned. Loading makes numpy views
+each array lies), then the arrays' raw bytes, each 8-byte aligned, segment by segment (with
+their dead-document marks: saving never has to merge first). Loading makes numpy views
 into the one bytes object: no copy of the arrays, nothing tokenized. The typo and trigram tables
 are rebuilt from the vocabulary on load (they hash with the process's own string hash).
 """
@@ -32,16 +33,50 @@ class SnapshotError(Exception):
     """The bytes are not a snapshot this version of newsbot can read."""
 
 
-def dump(index: SearchIndex) -> bytes:
-    """The index as bytes; a version with several segments is merged first."""
-    if index.segment_count != 1 or len(index) != index.document_count:
-        index = index.merged()
+def dump(index: SearchIndex) -> bytearray:
+    """The index as bytes, segment by segment (dead documents included, with their marks)."""
     shared = index._shared
-    (segment,) = index._segments
     arrays: dict[str, np.ndarray] = {
         "df": index._df,
         "topic_counts": index._topic_counts,
         "provider_counts": index._provider_counts,
+    }
+    for number, (segment, alive) in enumerate(
+        zip(index._segments, index._alive_parts, strict=True)
+    ):
+        arrays.update(_segment_arrays(f"s{number}.", segment, alive))
+    placed: list[list[Any]] = []
+    offset = 0
+    for name, array in arrays.items():
+        placed.append([name, array.dtype.str, len(array), offset])
+        offset += array.nbytes + (-array.nbytes % 8)
+    header = json.dumps(
+        {
+            "terms": shared.vocab.terms[: len(index._df)],
+            "topics": [shared.topics.keys, shared.topics.shown],
+            "providers": [shared.providers.keys, shared.providers.shown],
+            "segments": index.segment_count,
+            "arrays": placed,
+        },
+        ensure_ascii=True,  # lone surrogates survive as escapes
+    ).encode("ascii")
+    header += b" " * (-len(header) % 8)
+    start = _HEAD.size + len(header)
+    # One buffer, each array copied straight into its place: no second copy of the whole.
+    out = bytearray(start + offset)
+    _HEAD.pack_into(out, 0, MAGIC, FORMAT, len(header))
+    view = memoryview(out)
+    view[_HEAD.size : start] = header
+    for (_name, _dtype, _count, at), array in zip(placed, arrays.values(), strict=True):
+        raw = np.ascontiguousarray(array).view(np.uint8)
+        view[start + at : start + at + len(raw)] = raw
+    view.release()
+    return out
+
+
+def _segment_arrays(prefix: str, segment: Segment, alive: np.ndarray) -> dict[str, np.ndarray]:
+    arrays = {
+        "alive": alive,
         "published": segment.published,
         "quality": segment.quality,
         "provider": segment.provider,
@@ -58,26 +93,7 @@ def dump(index: SearchIndex) -> bytes:
         postings = getattr(segment, name)
         if isinstance(postings, DensePostings):
             arrays[f"{name}.ptr"], arrays[f"{name}.docs"] = postings.ptr, postings.docs
-    placed: list[list[Any]] = []
-    chunks: list[bytes] = []
-    offset = 0
-    for name, array in arrays.items():
-        raw = np.ascontiguousarray(array).tobytes()
-        placed.append([name, array.dtype.str, len(array), offset])
-        padding = -len(raw) % 8
-        chunks.append(raw + b"\0" * padding)
-        offset += len(raw) + padding
-    header = json.dumps(
-        {
-            "terms": shared.vocab.terms[: len(index._df)],
-            "topics": [shared.topics.keys, shared.topics.shown],
-            "providers": [shared.providers.keys, shared.providers.shown],
-            "arrays": placed,
-        },
-        ensure_ascii=True,  # lone surrogates survive as escapes
-    ).encode("ascii")
-    header += b" " * (-len(header) % 8)
-    return b"".join([_HEAD.pack(MAGIC, FORMAT, len(header)), header, *chunks])
+    return {prefix + name: array for name, array in arrays.items()}
 
 
 def load(data: bytes) -> SearchIndex:
@@ -108,17 +124,36 @@ def _assemble(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> SearchIn
         for key, name in zip(keys, shown, strict=True):
             table.intern(key, name)
         names.append(table)
+    if len(arrays["df"]) != len(vocab) or len(arrays["topic_counts"]) != len(names[0]):
+        raise SnapshotError("the index snapshot's tables do not agree")
+    parts = [_segment(f"s{n}.", arrays) for n in range(int(header["segments"]))]
+    if not parts:
+        raise SnapshotError("the index snapshot holds no segment")
+    return SearchIndex(
+        _Shared.over(vocab, names[0], names[1]),
+        tuple(segment for segment, _ in parts),
+        tuple(alive for _, alive in parts),
+        arrays["df"].copy(),
+        arrays["topic_counts"].copy(),
+        arrays["provider_counts"].copy(),
+        [],
+    )
+
+
+def _segment(prefix: str, arrays: dict[str, np.ndarray]) -> tuple[Segment, np.ndarray]:
+    def get(name: str) -> np.ndarray:
+        return arrays[prefix + name]
 
     def ragged(name: str) -> Ragged:
-        return Ragged(arrays[f"{name}.flat"], arrays[f"{name}.off"])
+        return Ragged(get(f"{name}.flat"), get(f"{name}.off"))
 
     def postings(name: str, terms: np.ndarray, docs: np.ndarray, size: int) -> Any:
-        if f"{name}.ptr" in arrays:
-            return DensePostings(arrays[f"{name}.ptr"], arrays[f"{name}.docs"])
+        if prefix + f"{name}.ptr" in arrays:
+            return DensePostings(get(f"{name}.ptr"), get(f"{name}.docs"))
         return _postings(terms, docs, size)  # a small segment's: cheap to sort again
 
     title, excerpt, compound = ragged("title"), ragged("excerpt"), ragged("compound")
-    size = len(arrays["published"])
+    size = len(get("published"))
     segment = Segment(
         size=size,
         title=title,
@@ -132,22 +167,11 @@ def _assemble(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> SearchIn
             size,
         ),
         excerpt_post=postings("excerpt_post", excerpt.flat, excerpt.docs(), size),
-        published=arrays["published"],
-        quality=arrays["quality"],
-        provider=arrays["provider"],
-        url_keys=arrays["url_keys"],
-        urls=TextColumn(memoryview(arrays["urls.data"]), arrays["urls.off"]),
-        titles=TextColumn(memoryview(arrays["titles.data"]), arrays["titles.off"]),
+        published=get("published"),
+        quality=get("quality"),
+        provider=get("provider"),
+        url_keys=get("url_keys"),
+        urls=TextColumn(memoryview(get("urls.data")), get("urls.off")),
+        titles=TextColumn(memoryview(get("titles.data")), get("titles.off")),
     )
-    if len(arrays["df"]) != len(vocab) or len(arrays["topic_counts"]) != len(names[0]):
-        raise SnapshotError("the index snapshot's tables do not agree")
-    shared = _Shared.over(vocab, names[0], names[1])
-    return SearchIndex(
-        shared,
-        (segment,),
-        (np.ones(size, dtype=bool),),
-        arrays["df"].copy(),
-        arrays["topic_counts"].copy(),
-        arrays["provider_counts"].copy(),
-        [],
-    )
+    return segment, get("alive").astype(bool)  # a copy: a change writes into its marks

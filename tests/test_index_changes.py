@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import bot.search
 from bot.search import SearchIndex
 from bot.segments import IndexDoc
 from tests.botharness import SHARED
@@ -69,7 +70,7 @@ def answers(index: SearchIndex, asked: list[str]) -> list[object]:
 
 OPS = st.lists(
     st.tuples(
-        st.sampled_from(["add", "change", "remove", "merge"]),
+        st.sampled_from(["add", "change", "remove", "merge", "full merge"]),
         st.integers(min_value=1, max_value=12),
         st.integers(min_value=0, max_value=2**32),
     ),
@@ -90,8 +91,8 @@ def test_any_sequence_of_changes_ranks_like_a_fresh_build(
     asked = queries(rng)
     for op, count, seed in ops:
         r = random.Random(seed)
-        if op == "merge":
-            index = index.merged()
+        if op in ("merge", "full merge"):
+            index = index.merged(full=op == "full merge")
             continue
         upserts: list[IndexDoc] = []
         removed: list[str] = []
@@ -134,7 +135,9 @@ def test_a_version_is_unchanged_by_the_versions_made_from_it() -> None:
     assert newer.find(docs[1].url) is None and old.find(docs[1].url) is not None
 
 
-def test_small_changes_pile_up_until_a_merge_folds_them_in() -> None:
+def test_small_changes_pile_up_until_a_merge_folds_them_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     rng = random.Random(3)
     docs = [make_doc(rng, n) for n in range(3000)]
     index = SearchIndex.build(docs)
@@ -142,10 +145,19 @@ def test_small_changes_pile_up_until_a_merge_folds_them_in() -> None:
         index = index.apply([replace(docs[step], title=f"Edited story number{step}")])
     assert index.segment_count == 10
     assert index.needs_merge  # more than MAX_SMALL_SEGMENTS small segments
-    merged = index.merged()
+    tiered = index.merged()  # few changes: only the small segments are merged
+    assert tiered.segment_count == 2 and tiered._segments[0] is index._segments[0]
+    merged = index.merged(full=True)
     assert merged.segment_count == 1
-    assert len(merged) == len(index) == 3000
-    assert merged.search("edited story number4")[0].url == docs[4].url
+    assert len(merged) == len(tiered) == len(index) == 3000
+    for version in (tiered, merged):
+        assert version.search("edited story number4")[0].url == docs[4].url
+    # Once the changes pass a tenth of the collection, a merge takes everything.
+    monkeypatch.setattr(bot.search, "MERGE_FLOOR", 10)
+    many = SearchIndex.build(docs[:300]).apply(
+        [replace(d, title=f"{d.title} again") for d in docs[:40]]
+    )
+    assert many.needs_merge and many.merged().segment_count == 1
 
 
 def test_a_term_whose_last_holder_left_is_no_longer_a_word() -> None:
@@ -190,7 +202,7 @@ def test_real_articles_rank_like_a_fresh_build_after_changes() -> None:
             [live[u] for u in touched if u in live], [u for u in touched if u not in live]
         )
         if index.needs_merge or step == 5:
-            index = index.merged()
+            index = index.merged(full=step == 5)
         fresh = SearchIndex.build(live.values())
         for query in asked:
             assert index.search(query) == fresh.search(query), (step, query)
@@ -199,17 +211,15 @@ def test_real_articles_rank_like_a_fresh_build_after_changes() -> None:
 def test_a_merge_that_rebuilds_the_word_tables_answers_the_same(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import bot.search
-
     rng = random.Random(9)
     docs = [make_doc(rng, n) for n in range(300)]
     index = SearchIndex.build(docs)
     extra = [replace(make_doc(rng, 1000 + n), title=f"Zeppelin{n} airship{n}") for n in range(20)]
     index = index.apply(extra)
     asked = [*queries(random.Random(4)), "zeppelin3", "zepelin3 airshp4", "airsh"]
-    kept = index.merged()  # few new words: the side tables stay
+    kept = index.merged(full=True)  # few new words: the side tables stay
     monkeypatch.setattr(bot.search, "COMPACT_FLOOR", 0)
-    rebuilt = index.merged()  # every new word moves into the compact tables
+    rebuilt = index.merged(full=True)  # every new word moves into the compact tables
     assert kept._shared is index._shared and rebuilt._shared is not index._shared
     fresh = SearchIndex.build(docs + extra)
     assert answers(kept, asked) == answers(rebuilt, asked) == answers(fresh, asked)

@@ -90,9 +90,7 @@ def test_a_blob_is_still_found_by_itself() -> None:
     hex_blob = blob("0123456789abcdef", MIB, 4)
     index = SearchIndex.build([NORMAL, article("hex", "Blob", hex_blob)])
     assert [h.url for h in index.search(hex_blob[:200])] == ["https://example.com/hex"]
-    assert [h.url for h in index.search(hex_blob[:MAX_WORD_LENGTH])] == [
-        "https://example.com/hex"
-    ]
+    assert [h.url for h in index.search(hex_blob[:MAX_WORD_LENGTH])] == ["https://example.com/hex"]
 
 
 @pytest.mark.parametrize(

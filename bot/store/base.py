@@ -328,7 +328,7 @@ class Store(ABC):
         return int(generation), int(form), bytes(data)
 
     async def save_index_snapshot(
-        self, generation: int, form: int, data: bytes, *, now: datetime
+        self, generation: int, form: int, data: bytes | bytearray, *, now: datetime
     ) -> None:
         """Keep ``data`` as the index of ``generation``, in place of any older snapshot."""
         async with self.session(f"{self.label}: saving the index snapshot", write=True) as db:

@@ -20,13 +20,14 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
 from ..segments import IndexDoc
-from .base import Session, Store, StoreError, index_docs, index_queries
+from .base import Session, Store, StoreError, index_docs, index_queries, iso
 from .base import split_statements as _split
 
 T = TypeVar("T")
@@ -435,6 +436,41 @@ class SQLiteStore(Store):
     async def schema_version(self) -> int:
         async with self._lock:
             return await self._version()
+
+    async def save_index_snapshot(
+        self, generation: int, form: int, data: bytes | bytearray, *, now: datetime
+    ) -> None:
+        # On a connection of its own, closed at once: SQLite keeps what a statement read or
+        # wrote (tens of MB at 100,000 articles) until its connection closes, so through the
+        # bot's connection the process would hold it for good.
+        await asyncio.to_thread(self._save_snapshot_blocking, generation, form, data, iso(now))
+
+    def _save_snapshot_blocking(
+        self, generation: int, form: int, data: bytes | bytearray, now: str
+    ) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute("BEGIN IMMEDIATE")
+            newest = db.execute("SELECT max(generation) FROM index_snapshots").fetchone()[0]
+            if newest is not None and newest >= generation:
+                db.execute("ROLLBACK")
+                return  # another process saved one as new already
+            db.execute("DELETE FROM index_snapshots")
+            # Written in place (incremental blob I/O): binding the bytes would make SQLite
+            # copy all of them first.
+            db.execute(
+                "INSERT INTO index_snapshots (generation, format, saved_at, data)"
+                " VALUES (?, ?, ?, zeroblob(?))",
+                (generation, form, now, len(data)),
+            )
+            with db.blobopen("index_snapshots", "data", generation) as blob:
+                blob.write(data)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: saving the index snapshot failed: {exc}") from exc
+        finally:
+            db.close()
 
     async def wait_for_corpus_change(self, timeout: float) -> None:
         # SQLite cannot notify, but PRAGMA data_version changes whenever another connection
