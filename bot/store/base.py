@@ -281,26 +281,16 @@ class Store(ABC):
         """The changes after generation ``since``, or None when the log does not reach back
         that far (or ``since`` is not a generation this database had): rebuild instead."""
         async with self.session("reading the corpus changes") as db:
-            state = await db.fetch("SELECT generation, logged_from FROM corpus_state WHERE id = 1")
+            state = await db.fetch(CORPUS_STATE_SQL)
             generation, logged_from = int(state[0][0]), int(state[0][1])
             if since == generation:
                 return CorpusChanges(generation, [], [])
             if not logged_from <= since < generation:
                 return None
-            changed = "WHERE a.url IN (SELECT c.url FROM corpus_changes c WHERE c.generation > ?)"
-            articles_sql, topics_sql = index_queries(changed)
-            rows = await db.fetch(articles_sql, (since,))
-            topic_rows = await db.fetch(topics_sql, (since,))
-            urls = await db.fetch(
-                "SELECT DISTINCT url FROM corpus_changes WHERE generation > ?", (since,)
-            )
+            rows, topic_rows, urls = [await db.fetch(sql, (since,)) for sql in change_queries()]
         if len(rows) > 500:  # a large change: converting its rows is work for a thread
-            upserts = await asyncio.to_thread(lambda: list(index_docs(rows, topic_rows)))
-        else:
-            upserts = list(index_docs(rows, topic_rows))
-        present = {d.url for d in upserts}
-        removed = [url for (url,) in urls if url not in present]
-        return CorpusChanges(generation, upserts, removed)
+            return await asyncio.to_thread(changes_from, generation, rows, topic_rows, urls)
+        return changes_from(generation, rows, topic_rows, urls)
 
     async def change_log_reaches(self, since: int) -> bool:
         """True if the changes after generation ``since`` are all logged (or there are none)."""
@@ -992,6 +982,32 @@ def index_docs(
             provider_domain=domain,
             topics=tuple(mine),
         )
+
+
+CORPUS_STATE_SQL = "SELECT generation, logged_from FROM corpus_state WHERE id = 1"
+
+
+def change_queries() -> tuple[str, str, str]:
+    """The changed articles, their topics, and every changed URL, after generation ``?``."""
+    changed = "WHERE a.url IN (SELECT c.url FROM corpus_changes c WHERE c.generation > ?)"
+    articles_sql, topics_sql = index_queries(changed)
+    return (
+        articles_sql,
+        topics_sql,
+        "SELECT DISTINCT url FROM corpus_changes WHERE generation > ?",
+    )
+
+
+def changes_from(
+    generation: int,
+    rows: Sequence[Any],
+    topic_rows: Sequence[Any],
+    urls: Sequence[Any],
+) -> CorpusChanges:
+    """Rows of :func:`change_queries` -> the changes: a logged URL no longer stored is gone."""
+    upserts = list(index_docs(rows, topic_rows))
+    present = {d.url for d in upserts}
+    return CorpusChanges(generation, upserts, [url for (url,) in urls if url not in present])
 
 
 def hydrate(

@@ -27,7 +27,18 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from ..segments import IndexDoc
-from .base import Session, Store, StoreError, index_docs, index_queries, iso
+from .base import (
+    CORPUS_STATE_SQL,
+    CorpusChanges,
+    Session,
+    Store,
+    StoreError,
+    change_queries,
+    changes_from,
+    index_docs,
+    index_queries,
+    iso,
+)
 from .base import split_statements as _split
 
 T = TypeVar("T")
@@ -436,6 +447,32 @@ class SQLiteStore(Store):
     async def schema_version(self) -> int:
         async with self._lock:
             return await self._version()
+
+    async def corpus_changes(self, since: int) -> CorpusChanges | None:
+        # On a reader connection of its own, in a worker thread: through the bot's connection
+        # these reads (hundreds of rows for a large change) would hold its lock, and every
+        # /news waiting to read its articles or save its search would wait behind them.
+        return await asyncio.to_thread(self._corpus_changes_blocking, since)
+
+    def _corpus_changes_blocking(self, since: int) -> CorpusChanges | None:
+        db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{self._reader_query}", uri=True)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute("BEGIN")  # one snapshot for the state and the three queries
+            generation, logged_from = db.execute(CORPUS_STATE_SQL).fetchone()
+            if since == generation:
+                return CorpusChanges(generation, [], [])
+            if not logged_from <= since < generation:
+                return None
+            rows, topic_rows, urls = (
+                db.execute(sql, (since,)).fetchall() for sql in change_queries()
+            )
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: reading the corpus changes failed: {exc}") from exc
+        finally:
+            db.close()
+        return changes_from(generation, rows, topic_rows, urls)
 
     async def save_index_snapshot(
         self, generation: int, form: int, data: bytes | bytearray, *, now: datetime
