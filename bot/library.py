@@ -183,12 +183,9 @@ class Library:
 
     async def _load_snapshot(self) -> tuple[SearchIndex, int] | None:
         try:
-            newest = await self.store.index_snapshot_generation()
+            newest = await self._usable_saved_generation()
             if newest is None or newest <= self.index_generation:
-                return None  # none, or not newer than what this process serves
-            if not await self.store.change_log_reaches(newest):
-                log.info("the saved index (generation %d) is too old; rebuilding it", newest)
-                return None
+                return None  # none usable, or not newer than what this process serves
             saved = await self.store.load_index_snapshot()
             if saved is None:
                 return None
@@ -207,14 +204,23 @@ class Library:
         """Build and save the index if the saved one would not serve the next start (none, or
         older than the change log reaches): ``newsbot load`` does this after a large load, so
         that the bots load one index instead of each building it. True if it saved one."""
-        saved = await self.store.index_snapshot_generation()
-        if saved is not None and await self.store.change_log_reaches(saved):
+        if await self._usable_saved_generation() is not None:
             return False
         generation, index = await self.store.index_snapshot(SearchIndex.build)
         await self._save_snapshot(index, generation)
         del index
         _settle_memory()
         return True
+
+    async def _usable_saved_generation(self) -> int | None:
+        """The saved index's generation if the change log reaches back to it, else None."""
+        saved = await self.store.index_snapshot_generation()
+        if saved is None:
+            return None
+        if not await self.store.change_log_reaches(saved):
+            log.info("the saved index (generation %d) is older than the change log", saved)
+            return None
+        return saved
 
     async def _save_snapshot(self, index: SearchIndex, generation: int) -> None:
         """Save the index for the next start (never fatal: the next start builds instead)."""
@@ -284,7 +290,7 @@ class Library:
             # and waits for one slice at each: so slices are short, by the clock.
             until = clock() + APPLY_SLICE_SECONDS
             while position < len(docs) and clock() < until:
-                builder.add(docs[position : position + 1])
+                builder.add([docs[position]])
                 position += 1
             await asyncio.sleep(0)
         # Then the arrays: postings of the new segment, dead marks and counts over the whole

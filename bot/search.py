@@ -343,11 +343,6 @@ class SearchIndex:
     def segment_count(self) -> int:
         return len(self._segments)
 
-    @property
-    def document_count(self) -> int:
-        """Documents held, live or dead (dead ones go at the next merge)."""
-        return int(self._bases[-1])
-
     def find(self, url: str) -> Hit | None:
         """The live article of ``url``, as a hit of score 100, or None."""
         for i, segment in enumerate(self._segments):
@@ -366,10 +361,6 @@ class SearchIndex:
         used = np.flatnonzero(self._topic_counts > 0).tolist()
         used.sort(key=lambda t: (-int(self._topic_counts[t]), names.keys[t]))
         return [names.shown[t] for t in used]
-
-    def topic_counts(self) -> list[tuple[str, int]]:
-        names = self._shared.topics
-        return [(t, int(self._topic_counts[names.ids[fold(t)]])) for t in self.topics()]
 
     def providers(self) -> list[str]:
         """Every source's name (its domain when it has none), most used first."""

@@ -285,7 +285,7 @@ class Store(ABC):
             generation, logged_from = int(state[0][0]), int(state[0][1])
             if since == generation:
                 return CorpusChanges(generation, [], [])
-            if not logged_from <= since < generation:
+            if not log_reaches(since, generation, logged_from):
                 return None
             rows, topic_rows, urls = [await db.fetch(sql, (since,)) for sql in change_queries()]
         if len(rows) > 500:  # a large change: converting its rows is work for a thread
@@ -296,8 +296,7 @@ class Store(ABC):
         """True if the changes after generation ``since`` are all logged (or there are none)."""
         async with self.session("reading the corpus generation", atomic=False) as db:
             state = await db.fetch("SELECT generation, logged_from FROM corpus_state WHERE id = 1")
-        generation, logged_from = int(state[0][0]), int(state[0][1])
-        return since == generation or logged_from <= since < generation
+        return log_reaches(since, int(state[0][0]), int(state[0][1]))
 
     async def index_snapshot_generation(self) -> int | None:
         """The generation of the saved index, if there is one (without reading it)."""
@@ -985,6 +984,12 @@ def index_docs(
 
 
 CORPUS_STATE_SQL = "SELECT generation, logged_from FROM corpus_state WHERE id = 1"
+
+
+def log_reaches(since: int, generation: int, logged_from: int) -> bool:
+    """True if every change after ``since`` up to ``generation`` is in the change log (none
+    is, trivially, when ``since`` is the current generation)."""
+    return since == generation or logged_from <= since < generation
 
 
 def change_queries() -> tuple[str, str, str]:

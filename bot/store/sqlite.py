@@ -38,6 +38,7 @@ from .base import (
     index_docs,
     index_queries,
     iso,
+    log_reaches,
 )
 from .base import split_statements as _split
 
@@ -462,7 +463,7 @@ class SQLiteStore(Store):
             generation, logged_from = db.execute(CORPUS_STATE_SQL).fetchone()
             if since == generation:
                 return CorpusChanges(generation, [], [])
-            if not logged_from <= since < generation:
+            if not log_reaches(since, generation, logged_from):
                 return None
             rows, topic_rows, urls = (
                 db.execute(sql, (since,)).fetchall() for sql in change_queries()
