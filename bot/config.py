@@ -36,6 +36,9 @@ class SearchConfig:
     max_query_length: int = 200
     # Per-user pause between two /news commands; 0 turns the cooldown off.
     cooldown_seconds: float = 2.0
+    # Match queries by meaning too (a vector per article from a small built-in model), so a
+    # story is found when its words differ from the query's; false: words and typos only.
+    semantic: bool = True
 
 
 @dataclass(frozen=True, slots=True)

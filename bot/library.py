@@ -23,12 +23,12 @@ import gc
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from . import snapshot
+from . import meaning, snapshot
 from .config import Config
 from .loader import LoadReport, load_seeds
 from .memory import release_free_memory
@@ -100,6 +100,8 @@ class Library:
         self.config = config
         # When articles were first seen matters to the digest; tests move this clock.
         self.clock = clock or (lambda: datetime.now(UTC))
+        self._embedder: meaning.Embedder | None = None  # loaded with the first index
+        self._meaning_tried = False
         self.index = SearchIndex.build([])
         #: The corpus generation the index was built from (0: none yet).
         self.index_generation = 0
@@ -176,7 +178,7 @@ class Library:
                 await self._rebuild()
 
     async def _rebuild(self) -> None:
-        generation, index = await self.store.index_snapshot(SearchIndex.build)
+        generation, index = await self.store.index_snapshot(self._build)
         self._swap(index, generation)
         _settle_memory()
         await self._save_snapshot(index, generation)
@@ -193,7 +195,7 @@ class Library:
             if form != snapshot.FORMAT:
                 log.info("the saved index is of another format (%d); rebuilding it", form)
                 return None
-            index = await asyncio.to_thread(snapshot.load, data)
+            index = await asyncio.to_thread(snapshot.load, data, self._meaning())
         except (StoreError, snapshot.SnapshotError) as exc:
             log.warning("could not use the saved index, so it is built anew: %s", exc)
             return None
@@ -206,11 +208,24 @@ class Library:
         that the bots load one index instead of each building it. True if it saved one."""
         if await self._usable_saved_generation() is not None:
             return False
-        generation, index = await self.store.index_snapshot(SearchIndex.build)
+        generation, index = await self.store.index_snapshot(self._build)
         await self._save_snapshot(index, generation)
         del index
         _settle_memory()
         return True
+
+    def _build(self, docs: Iterable[IndexDoc]) -> SearchIndex:
+        return SearchIndex.build(docs, embedder=self._meaning())
+
+    def _meaning(self) -> meaning.Embedder | None:
+        """The model that gives articles and queries their vectors, if search by meaning is on."""
+        if not self._meaning_tried and self.config.search.semantic:
+            self._meaning_tried = True  # a missing model is reported once, not per build
+            try:
+                self._embedder = meaning.embedder()
+            except meaning.MeaningUnavailable as exc:
+                log.warning("search by meaning is off: %s", exc)
+        return self._embedder
 
     async def _usable_saved_generation(self) -> int | None:
         """The saved index's generation if the change log reaches back to it, else None."""
@@ -296,6 +311,11 @@ class Library:
         # Then the arrays: postings of the new segment, dead marks and counts over the whole
         # collection (tens of ms at 100,000 for a 1% change), in a thread, the loop first.
         return await asyncio.to_thread(self.index.with_segment, builder, removed)
+
+    def collapse_stories(self, urls: list[str]) -> list[str]:
+        """``urls`` (best first) keeping one per story told by several outlets (the index's
+        judgement, by meaning and date; every URL when it has no vectors)."""
+        return self.index.collapse_urls(urls)
 
     def _swap(self, index: SearchIndex, generation: int) -> None:
         self.index = index  # the swap: one reference assignment

@@ -52,6 +52,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
 from .articles import Article
+from .meaning import Embedder, query_signs
 from .segments import (
     MAX_EXCERPT_WORDS,
     MAX_TITLE_WORDS,
@@ -85,6 +86,26 @@ MIN_COVERAGE = 0.45
 # least this share of letter trigrams with a query word (Dice; 0.3 as pg_trgm) stand in for it.
 FAR_MIN_SIMILARITY = 0.3
 FAR_CANDIDATES = 8
+# Documents shortlisted by their vectors' sign bits before the 8-bit cosine ranks them.
+MEANING_SHORTLIST = 1024
+# The nearest documents in meaning that join a query's candidates.
+MEANING_DEPTH = 50
+# How much the cosine between query and article adds, as a share of the best lexical score.
+MEANING_WEIGHT = 0.35
+# A candidate that shares no word with the query is shown only this close in meaning.
+MIN_MEANING = 0.3
+# Two articles tell the same story (one event, several outlets) when their vectors are this
+# close and they were published this near in time: on the shared corpora, pairs above 0.9
+# are the same event retold, while "January 2023" and "January 2024" feature updates (0.96,
+# a year apart) are not.
+SAME_STORY_COSINE = 0.9
+SAME_TITLE_COSINE = 0.85
+SAME_STORY_DAYS = 2
+SAME_HEADLINE_COSINE = 0.99
+SAME_HEADLINE_DAYS = 30
+COLLAPSE_AT_MOST = 200
+# Neighbours looked at beyond the limit, since the same story's other tellings are skipped.
+SIMILAR_SLACK = 10
 
 # Re-ranking weights (added to the coverage score), tuned on the real corpora with the query
 # kinds of bench/search.py: query words side by side in the title / the excerpt (share of
@@ -141,16 +162,20 @@ class _Shared:
     sorted_terms: list[str]  # the vocabulary up to sorted_covered, alphabetically
     sorted_ids: list[int]
     sorted_covered: int
+    # Makes each document's vector and each query's when the index searches by meaning.
+    embedder: Embedder | None = None
 
     @classmethod
-    def fresh(cls) -> _Shared:
-        return cls.over(Vocabulary(), Names(), Names())
+    def fresh(cls, embedder: Embedder | None = None) -> _Shared:
+        return cls.over(Vocabulary(), Names(), Names(), embedder)
 
     @classmethod
-    def over(cls, vocab: Vocabulary, topics: Names, providers: Names) -> _Shared:
+    def over(
+        cls, vocab: Vocabulary, topics: Names, providers: Names, embedder: Embedder | None = None
+    ) -> _Shared:
         """Lookup tables over an existing vocabulary (a loaded snapshot's)."""
         empty = TermTable(_typo_keys, []), TermTable(_gram_keys, [])
-        return cls(vocab, topics, providers, *empty, [], [], 0).compacted()
+        return cls(vocab, topics, providers, *empty, [], [], 0, embedder).compacted()
 
     def compacted(self) -> _Shared:
         """The same tables with every term in the compact arrays (a new object: old versions
@@ -167,6 +192,7 @@ class _Shared:
             [terms[i] for i in order],
             order,
             count,
+            self.embedder,
         )
 
 
@@ -208,11 +234,16 @@ class SearchIndex:
     # --- building and changing ---------------------------------------------------------------
 
     @classmethod
-    def build(cls, articles: Iterable[IndexDoc | Article]) -> SearchIndex:
-        """An index of ``articles`` from scratch."""
-        shared = _Shared.fresh()
+    def build(
+        cls, articles: Iterable[IndexDoc | Article], *, embedder: Embedder | None = None
+    ) -> SearchIndex:
+        """An index of ``articles`` from scratch; with ``embedder``, searching by meaning too."""
+        shared = _Shared.fresh(embedder)
         segment = Segment.build(
-            (as_doc(a) for a in articles), shared.vocab, (shared.topics, shared.providers)
+            (as_doc(a) for a in articles),
+            shared.vocab,
+            (shared.topics, shared.providers),
+            embedder,
         )
         shared = shared.compacted()
         n_terms = len(shared.vocab)
@@ -238,7 +269,8 @@ class SearchIndex:
 
     def segment_builder(self) -> SegmentBuilder:
         """A builder for the next change's segment (feed it, then :meth:`with_segment`)."""
-        return SegmentBuilder(self._shared.vocab, (self._shared.topics, self._shared.providers))
+        shared = self._shared
+        return SegmentBuilder(shared.vocab, (shared.topics, shared.providers), shared.embedder)
 
     def with_segment(self, built: SegmentBuilder, removed: Iterable[str] = ()) -> SearchIndex:
         """The next version: the documents of ``built`` added, replacing any of the same URL,
@@ -343,13 +375,109 @@ class SearchIndex:
     def segment_count(self) -> int:
         return len(self._segments)
 
+    @property
+    def semantic(self) -> bool:
+        """True when every document has a vector and queries are matched by meaning too."""
+        return self._shared.embedder is not None and all(
+            s.meaning is not None for s in self._segments
+        )
+
     def find(self, url: str) -> Hit | None:
         """The live article of ``url``, as a hit of score 100, or None."""
+        doc = self._doc_of(url)
+        return None if doc is None else self._hit(doc, 100.0)
+
+    def _doc_of(self, url: str) -> int | None:
         for i, segment in enumerate(self._segments):
             doc = segment.find(url)
             if doc is not None and self._alive_parts[i][doc]:
-                return Hit(url, segment.titles[doc], 100.0)
+                return int(self._bases[i]) + doc
         return None
+
+    def similar(self, url: str, limit: int = 5) -> list[Hit]:
+        """Other articles nearest ``url``'s in meaning, nearest first (related stories for an
+        article that lists none); the same story told by other sources is left out (see
+        :meth:`same_story`). [] without vectors, or for an unknown URL."""
+        doc = self._doc_of(url) if self.semantic else None
+        if doc is None or limit <= 0:
+            return []
+        docs, cosine = self._nearest(self._vector(doc), None, limit + SIMILAR_SLACK)
+        twins = set(self._twins(doc, docs).tolist())
+        return [
+            self._hit(d, round(100.0 * max(c, 0.0), 1))
+            for d, c in zip(docs.tolist(), cosine.tolist(), strict=True)
+            if d != doc and d not in twins and c >= MIN_MEANING
+        ][:limit]
+
+    def same_story(self, url: str, limit: int = 10) -> list[Hit]:
+        """Other articles telling the story of ``url``: nearly the same in meaning and
+        published within :data:`SAME_STORY_DAYS` of it (several outlets, one event), nearest
+        first. [] without vectors."""
+        doc = self._doc_of(url) if self.semantic else None
+        if doc is None or limit <= 0:
+            return []
+        docs, _ = self._nearest(self._vector(doc), None, limit + SIMILAR_SLACK)
+        twins = self._twins(doc, docs)
+        return [self._hit(int(d), 100.0) for d in twins[:limit]]
+
+    def collapse(self, hits: Sequence[Hit]) -> list[Hit]:
+        """``hits`` without those telling the same story as a better-ranked one."""
+        kept = set(self.collapse_urls([hit.url for hit in hits]))
+        return [hit for hit in hits if hit.url in kept]
+
+    def collapse_urls(self, urls: Sequence[str]) -> list[str]:
+        """``urls`` (best first) without those telling the story of an earlier one.
+
+        Only the first COLLAPSE_AT_MOST are compared (pairwise: a day of a thousand new
+        stories must not cost a million comparisons); any further ones are kept as they are.
+        """
+        if not self.semantic or len(urls) < 2:
+            return list(urls)
+        found = [(url, self._doc_of(url)) for url in urls[:COLLAPSE_AT_MOST]]
+        docs = np.asarray([doc for _, doc in found if doc is not None], dtype=np.int64)
+        same = self._same_story_matrix(docs)
+        row = {doc: i for i, doc in enumerate(docs.tolist())}
+        kept: list[str] = []
+        kept_rows: list[int] = []
+        for url, doc in found:
+            if doc is not None:
+                if kept_rows and same[row[doc], kept_rows].any():
+                    continue  # a better-ranked one tells this story already
+                kept_rows.append(row[doc])
+            kept.append(url)
+        return kept + list(urls[COLLAPSE_AT_MOST:])
+
+    def _twins(self, doc: int, docs: np.ndarray) -> np.ndarray:
+        """Those of ``docs`` that tell ``doc``'s story."""
+        others = docs[docs != doc]
+        same = self._same_story_matrix(np.concatenate([[doc], others]))
+        return others[same[0, 1:]]
+
+    def _same_story_matrix(self, docs: np.ndarray) -> np.ndarray:
+        """(i, j) True when ``docs[i]`` and ``docs[j]`` tell one story: published within
+        SAME_STORY_DAYS, and nearly the same in meaning, whole or by their headlines (outlets
+        retell a headline closely but write their own summary)."""
+        embedder = self._shared.embedder
+        if embedder is None or len(docs) < 2:
+            return np.zeros((len(docs), len(docs)), dtype=bool)
+        whole = np.stack([self._vector(int(d)) for d in docs.tolist()])
+        titles = embedder.embed([self._hit(int(d), 0.0).title for d in docs.tolist()])
+        published = self._published[docs]
+        apart = np.abs(published[:, None] - published[None, :])
+        headlines = titles @ titles.T
+        alike = (whole @ whole.T >= SAME_STORY_COSINE) | (headlines >= SAME_TITLE_COSINE)
+        # The same headline syndicated weeks later is still that story.
+        same = (alike & (apart <= SAME_STORY_DAYS * 86400)) | (
+            (headlines >= SAME_HEADLINE_COSINE) & (apart <= SAME_HEADLINE_DAYS * 86400)
+        )
+        np.fill_diagonal(same, False)
+        return same
+
+    def _vector(self, doc: int) -> np.ndarray:
+        segment, local = self._locate(doc)
+        assert segment.meaning is not None
+        vectors = segment.meaning
+        return vectors.codes[local].astype(np.float32) * vectors.scales[local]
 
     def urls(self) -> list[str]:
         """Every live article's URL (for tests and checks: costs a string per article)."""
@@ -381,8 +509,8 @@ class SearchIndex:
         since: datetime | None = None,
     ) -> list[Hit]:
         """The best ``limit`` articles for ``query``, best first; [] when nothing matches well."""
-        hits, _ = self._ranked(query, limit, topic, provider, since)
-        return hits
+        hits, near = self._ranked(query, limit, topic, provider, since, by_meaning=True)
+        return self.collapse(hits + near)[:limit]
 
     def suggestions(self, query: str, limit: int = 3) -> list[Hit]:
         """Closest titles for a query that found nothing good enough (for a no-hit reply).
@@ -448,7 +576,16 @@ class SearchIndex:
         *,
         partial_last: bool = False,
         far: bool = False,
+        by_meaning: bool = False,
     ) -> tuple[list[Hit], list[Hit]]:
+        """(full matches, partial ones), best first, at most ``limit`` of each.
+
+        A full match holds most of the query (by rarity-weighted coverage). With
+        ``by_meaning`` on an index that has vectors, the articles nearest the query in meaning
+        join the candidates, and every candidate's score adds its cosine with the query:
+        a partial match close in meaning, or an article that says the same in other words,
+        then ranks among the partial matches; full matches stay first.
+        """
         qwords = query_words(query)
         if not qwords or not self._n_live or limit <= 0:
             return [], []
@@ -516,6 +653,21 @@ class SearchIndex:
         if self._n_live < n_docs:
             scores[~self._alive] = 0.0  # replaced or removed since their segment was built
         candidates = self._shortlist(scores)
+        closeness: dict[int, float] = {}
+        embedder = self._shared.embedder
+        # Meaning joins only when some query word is a word of the collection: a string of
+        # letters that means nothing has nearest neighbours too, and they would be noise.
+        if by_meaning and embedder is not None and self.semantic and unknown < len(unique):
+            vector = embedder.embed_one(" ".join(qwords))
+            near_docs, near_cosine = self._nearest(vector, allowed, MEANING_DEPTH)
+            fresh = np.setdiff1d(near_docs, candidates)
+            candidates = np.concatenate([candidates, fresh])
+            closeness = dict(zip(near_docs.tolist(), near_cosine.tolist(), strict=True))
+            missing = [d for d in candidates.tolist() if d not in closeness]
+            if missing:
+                closeness.update(
+                    zip(missing, self._cosines(np.asarray(missing), vector), strict=True)
+                )
         if not len(candidates):
             return [], []
 
@@ -529,15 +681,22 @@ class SearchIndex:
         # the same corpus ranks the same however it was built.
         ranked: list[tuple[float, float, float, int, float, int]] = [
             (
-                -(float(scores[doc]) + self._rerank_bonus(doc, qtext, slots, len(qwords))),
+                -(
+                    lexical
+                    # An article found by meaning alone shares no query word: nothing to
+                    # re-rank by words (and half the candidates' cost is spared).
+                    + (self._rerank_bonus(doc, qtext, slots, len(qwords)) if lexical else 0.0)
+                    + MEANING_WEIGHT * _MAX_FINAL * closeness.get(doc, 0.0)
+                ),
                 -quality,
                 -published,
                 url,
                 float(coverage_all[doc]),
                 doc,
             )
-            for doc, quality, published, url in zip(
+            for doc, lexical, quality, published, url in zip(
                 candidates.tolist(),
+                scores[candidates].tolist(),
                 self._quality[candidates].tolist(),
                 self._published[candidates].tolist(),
                 self._url_keys[candidates].tolist(),
@@ -548,14 +707,29 @@ class SearchIndex:
 
         hits: list[Hit] = []
         near: list[Hit] = []
+        top = _MAX_FINAL * (1.0 + MEANING_WEIGHT) if closeness else _MAX_FINAL
         for negative_final, _q, _p, _u, coverage, doc in ranked:
-            final = -negative_final
+            score = round(100.0 * min(-negative_final / top, 1.0), 1)
             if coverage >= MIN_COVERAGE and len(hits) < limit and not far:
-                score = round(100.0 * min(final / _MAX_FINAL, 1.0), 1)
                 hits.append(self._hit(doc, score))
-            elif (coverage < MIN_COVERAGE or far) and len(near) < limit:
-                near.append(self._hit(doc, round(100.0 * min(final / _MAX_FINAL, 1.0), 1)))
+            elif (
+                (coverage < MIN_COVERAGE or far)
+                and len(near) < limit
+                and (coverage > 0 or closeness.get(doc, 0.0) >= MIN_MEANING)
+            ):
+                near.append(self._hit(doc, score))
         return hits, near
+
+    def _cosines(self, docs: np.ndarray, vector: np.ndarray) -> list[float]:
+        """The cosine of ``vector`` with each of ``docs`` (8-bit vectors)."""
+        cosine = np.empty(len(docs), dtype=np.float32)
+        owner = np.searchsorted(self._bases, docs, side="right") - 1
+        for number in np.unique(owner).tolist():
+            mine = owner == number
+            meaning = self._segments[number].meaning
+            assert meaning is not None
+            cosine[mine] = meaning.cosine(docs[mine] - self._bases[number], vector)
+        return cosine.tolist()
 
     def _shortlist(self, scores: np.ndarray) -> np.ndarray:
         """The RERANK_DEPTH best-scored documents; ties at the cut broken by the article."""
@@ -598,6 +772,36 @@ class SearchIndex:
             + RATIO * ratio
             + EXACT * exact
         )
+
+    def _nearest(
+        self, vector: np.ndarray, allowed: np.ndarray | None, depth: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``depth`` live documents nearest ``vector`` in meaning, nearest first, with
+        their cosines. Shortlisted by sign bits (Hamming distance), ranked by the 8-bit cosine."""
+        n_docs = int(self._bases[-1])
+        signs = query_signs(vector)
+        distance = np.empty(n_docs, dtype=np.uint16)
+        for segment, base in self._placed:
+            assert segment.meaning is not None
+            distance[base : base + segment.size] = segment.meaning.hamming(signs)
+        eligible = self._alive if allowed is None else self._alive & allowed
+        pool = np.flatnonzero(eligible)
+        if not len(pool):
+            return pool, np.zeros(0, dtype=np.float32)
+        if len(pool) > MEANING_SHORTLIST:
+            # Every document closer than the cut, then those at the cut by the article itself:
+            # the shortlist never depends on where a document sits in the index.
+            values = distance[pool]
+            cut = np.partition(values, MEANING_SHORTLIST - 1)[MEANING_SHORTLIST - 1]
+            closer = pool[values < cut]
+            tied = pool[values == cut]
+            order = np.argsort(self._url_keys[tied], kind="stable")
+            pool = np.concatenate([closer, tied[order[: MEANING_SHORTLIST - len(closer)]]])
+        cosine = np.asarray(self._cosines(pool, vector), dtype=np.float32)
+        order = np.lexsort(
+            (self._url_keys[pool], -self._published[pool], -self._quality[pool], -cosine)
+        )[:depth]
+        return pool[order], cosine[order]
 
     def _variants(self, word: str, *, prefix_ok: bool) -> list[tuple[int, float]]:
         """Vocabulary terms ``word`` may stand for, with how sure we are (1.0 = as typed)."""

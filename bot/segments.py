@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from .meaning import Vectors, article_text
 from .tokens import compounds, fold, folded_words
 
 if TYPE_CHECKING:
     from .articles import Article
+    from .meaning import Embedder
 
 # Words indexed per field of one article. Real titles have at most 27 words, real excerpts 59
 # (2,285 files); these caps leave room for far longer ones and bound what one file can cost.
@@ -34,6 +36,8 @@ MAX_EXCERPT_WORDS = 256
 # Below this many documents a segment keeps its postings in a dict (term -> docs): a dense
 # pointer array would cost 8 bytes per term of the whole vocabulary for a handful of documents.
 DENSE_POSTINGS_FROM = 4096
+# Articles whose texts a builder keeps before embedding them (see SegmentBuilder.embed_pending).
+EMBED_BATCH = 2048
 
 _EMPTY = np.zeros(0, dtype=np.int32)
 
@@ -252,13 +256,25 @@ class Segment:
     url_keys: np.ndarray  # int64, see url_key
     urls: TextColumn
     titles: TextColumn
+    meaning: Vectors | None = None  # one vector per document, when the index searches by meaning
 
     @classmethod
     def build(
-        cls, docs: Iterable[IndexDoc], vocab: Vocabulary, names: tuple[Names, Names]
+        cls,
+        docs: Iterable[IndexDoc],
+        vocab: Vocabulary,
+        names: tuple[Names, Names],
+        embedder: Embedder | None = None,
     ) -> Segment:
-        builder = SegmentBuilder(vocab, names)
-        builder.add(docs)
+        builder = SegmentBuilder(vocab, names, embedder)
+        batch: list[IndexDoc] = []
+        for doc in docs:
+            batch.append(doc)
+            if len(batch) == EMBED_BATCH:
+                builder.add(batch)
+                builder.embed_pending()  # a whole corpus's texts are never held at once
+                batch = []
+        builder.add(batch)
         return builder.done()
 
     @classmethod
@@ -274,6 +290,7 @@ class Segment:
         url_keys: np.ndarray,
         urls: TextColumn,
         titles: TextColumn,
+        meaning: Vectors | None = None,
     ) -> Segment:
         size = len(published)
         title_terms = np.concatenate([title.flat, compound.flat])
@@ -292,6 +309,7 @@ class Segment:
             url_keys=url_keys,
             urls=urls,
             titles=titles,
+            meaning=meaning,
         )
 
     @classmethod
@@ -301,6 +319,7 @@ class Segment:
         No text is tokenized again: the term ids are copied and the postings sorted anew.
         """
         kept = [(seg, np.flatnonzero(alive)) for seg, alive in parts]
+        with_meaning = all(s.meaning is not None for s, _ in kept)
         return cls.assemble(
             Ragged.concat([s.title.take(rows) for s, rows in kept]),
             Ragged.concat([s.excerpt.take(rows) for s, rows in kept]),
@@ -312,6 +331,9 @@ class Segment:
             np.concatenate([s.url_keys[rows] for s, rows in kept]),
             _concat_text([s.urls.take(rows) for s, rows in kept]),
             _concat_text([s.titles.take(rows) for s, rows in kept]),
+            Vectors.concat([s.meaning.take(rows) for s, rows in kept if s.meaning is not None])
+            if with_meaning
+            else None,
         )
 
     def distinct_terms(self, doc: int) -> np.ndarray:
@@ -340,8 +362,14 @@ class SegmentBuilder:
     """Tokenizes documents into a segment a few at a time: a caller on the event loop can add
     a small batch, let replies run, and add the next (see bot.library)."""
 
-    def __init__(self, vocab: Vocabulary, names: tuple[Names, Names]) -> None:
+    def __init__(
+        self, vocab: Vocabulary, names: tuple[Names, Names], embedder: Embedder | None = None
+    ) -> None:
         self._vocab = vocab
+        self._embedder = embedder
+        # Texts not embedded yet, and the vectors of those that are (see embed_pending).
+        self._texts: list[str] = []
+        self._vectors: list[Vectors] = []
         self._topics, self._providers = names
         self._title, self._excerpt, self._compound, self._topic = (
             _RaggedBuilder() for _ in range(4)
@@ -374,8 +402,18 @@ class SegmentBuilder:
             self._provider.append(providers.intern(key, doc.provider or doc.provider_domain))
             self._urls.append(doc.url)
             self._titles.append(doc.title)
+            if self._embedder is not None:
+                self._texts.append(article_text(doc.title, doc.excerpt))
+
+    def embed_pending(self) -> None:
+        """Embed the texts added so far (about 0.1 ms an article: :meth:`done` does it for
+        whatever is left, so a caller on the event loop leaves it to the thread that finishes)."""
+        if self._embedder is not None and self._texts:
+            self._vectors.append(Vectors.of(self._embedder.embed(self._texts)))
+            self._texts = []
 
     def done(self) -> Segment:
+        self.embed_pending()
         return Segment.assemble(
             self._title.done(),
             self._excerpt.done(),
@@ -387,6 +425,7 @@ class SegmentBuilder:
             np.asarray([url_key(u) for u in self._urls], dtype=np.int64),
             TextColumn.of(self._urls),
             TextColumn.of(self._titles),
+            Vectors.concat(self._vectors) if self._embedder is not None else None,
         )
 
 

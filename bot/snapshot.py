@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from . import meaning
 from .search import SearchIndex, _Shared
 from .segments import DensePostings, Names, Ragged, Segment, TextColumn, Vocabulary, _postings
 
 MAGIC = b"NBIX"
-FORMAT = 1
+FORMAT = 2  # 2: each segment's vectors (search by meaning), and the model that made them
 _HEAD = struct.Struct("<4sII")  # magic, format, header length
 
 
@@ -56,6 +57,7 @@ def dump(index: SearchIndex) -> bytearray:
             "topics": [shared.topics.keys, shared.topics.shown],
             "providers": [shared.providers.keys, shared.providers.shown],
             "segments": index.segment_count,
+            "meaning": meaning.MODEL if index.semantic else None,
             "arrays": placed,
         },
         ensure_ascii=True,  # lone surrogates survive as escapes
@@ -93,11 +95,21 @@ def _segment_arrays(prefix: str, segment: Segment, alive: np.ndarray) -> dict[st
         postings = getattr(segment, name)
         if isinstance(postings, DensePostings):
             arrays[f"{name}.ptr"], arrays[f"{name}.docs"] = postings.ptr, postings.docs
+    if segment.meaning is not None:
+        vectors = segment.meaning
+        arrays["codes"] = vectors.codes.reshape(-1)
+        arrays["scales"] = vectors.scales
+        arrays["signs"] = vectors.signs.reshape(-1)
     return {prefix + name: array for name, array in arrays.items()}
 
 
-def load(data: bytes) -> SearchIndex:
-    """The index :func:`dump` wrote; raises :class:`SnapshotError` for anything else."""
+def load(data: bytes, embedder: meaning.Embedder | None = None) -> SearchIndex:
+    """The index :func:`dump` wrote; raises :class:`SnapshotError` for anything else.
+
+    With ``embedder`` (search by meaning on), a snapshot saved without vectors, or with
+    another model's, is refused: its vectors would be missing or not comparable with a query's.
+    Without, any vectors it holds are left out.
+    """
     try:
         magic, version, header_length = _HEAD.unpack_from(data)
         if magic != MAGIC or version != FORMAT:
@@ -108,14 +120,21 @@ def load(data: bytes) -> SearchIndex:
             name: np.frombuffer(data, dtype=np.dtype(dtype), count=count, offset=start + offset)
             for name, dtype, count, offset in header["arrays"]
         }
-        return _assemble(header, arrays)
+        if embedder is not None and header.get("meaning") != meaning.MODEL:
+            raise SnapshotError(
+                f"the index snapshot holds no vectors of {meaning.MODEL} "
+                f"(it has {header.get('meaning') or 'none'})"
+            )
+        return _assemble(header, arrays, embedder)
     except SnapshotError:
         raise
     except (struct.error, ValueError, KeyError, TypeError, IndexError) as exc:
         raise SnapshotError(f"the index snapshot does not decode: {exc}") from exc
 
 
-def _assemble(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> SearchIndex:
+def _assemble(
+    header: dict[str, Any], arrays: dict[str, np.ndarray], embedder: meaning.Embedder | None
+) -> SearchIndex:
     vocab = Vocabulary()
     vocab.intern_all(header["terms"])
     names = []
@@ -126,11 +145,14 @@ def _assemble(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> SearchIn
         names.append(table)
     if len(arrays["df"]) != len(vocab) or len(arrays["topic_counts"]) != len(names[0]):
         raise SnapshotError("the index snapshot's tables do not agree")
-    parts = [_segment(f"s{n}.", arrays) for n in range(int(header["segments"]))]
+    parts = [
+        _segment(f"s{n}.", arrays, with_meaning=embedder is not None)
+        for n in range(int(header["segments"]))
+    ]
     if not parts:
         raise SnapshotError("the index snapshot holds no segment")
     return SearchIndex(
-        _Shared.over(vocab, names[0], names[1]),
+        _Shared.over(vocab, names[0], names[1], embedder),
         tuple(segment for segment, _ in parts),
         tuple(alive for _, alive in parts),
         arrays["df"].copy(),
@@ -140,7 +162,9 @@ def _assemble(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> SearchIn
     )
 
 
-def _segment(prefix: str, arrays: dict[str, np.ndarray]) -> tuple[Segment, np.ndarray]:
+def _segment(
+    prefix: str, arrays: dict[str, np.ndarray], *, with_meaning: bool
+) -> tuple[Segment, np.ndarray]:
     def get(name: str) -> np.ndarray:
         return arrays[prefix + name]
 
@@ -173,5 +197,12 @@ def _segment(prefix: str, arrays: dict[str, np.ndarray]) -> tuple[Segment, np.nd
         url_keys=get("url_keys"),
         urls=TextColumn(memoryview(get("urls.data")), get("urls.off")),
         titles=TextColumn(memoryview(get("titles.data")), get("titles.off")),
+        meaning=meaning.Vectors(
+            get("codes").reshape(size, meaning.DIM),
+            get("scales"),
+            get("signs").reshape(meaning.DIM // 64, size),
+        )
+        if with_meaning
+        else None,
     )
     return segment, get("alive").astype(bool)  # a copy: a change writes into its marks
