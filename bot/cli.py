@@ -498,7 +498,9 @@ async def _digest(library: Any, args: argparse.Namespace, config: Config) -> int
 
     # As the bot would: since the guild's last digest (or the last day for a first one), dated
     # in the guild's time zone.
-    service = DigestService(library.store, config.digest, lambda: datetime.now(UTC))
+    service = DigestService(
+        library.store, config.digest, lambda: datetime.now(UTC), library.collapse_stories
+    )
     content = await service.preview(args.guild, since=args.since)
     since = content.since
     if args.json:

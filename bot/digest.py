@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -133,8 +133,16 @@ def due_day(
     return None
 
 
-def select_digest(candidates: Iterable[Article], limit: int) -> tuple[list[Article], int]:
+def select_digest(
+    candidates: Iterable[Article],
+    limit: int,
+    collapse: Callable[[list[str]], list[str]] | None = None,
+) -> tuple[list[Article], int]:
     """The top ``limit`` stories and how many were left out.
+
+    ``collapse`` takes the ranked URLs and keeps one per story (several outlets telling one
+    event; see :meth:`bot.search.SearchIndex.collapse`): the others are neither listed nor
+    counted, since they are not more news.
 
     Order: quality descending (missing or NaN quality last), then newest first, then URL, so
     the same candidates always give the same digest. Duplicate URLs count once: the store may
@@ -146,6 +154,9 @@ def select_digest(candidates: Iterable[Article], limit: int) -> tuple[list[Artic
     for article in candidates:
         unique.setdefault(article.url, article)
     ranked = sorted(unique.values(), key=_digest_rank)
+    if collapse is not None:
+        kept = set(collapse([a.url for a in ranked]))
+        ranked = [a for a in ranked if a.url in kept]
     chosen = ranked[:limit]
     return chosen, len(ranked) - len(chosen)
 

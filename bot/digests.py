@@ -144,10 +144,18 @@ Outcome = Posted | NothingNew | Refused | RetryLater | AlreadyDone | NotDue
 
 
 class DigestService:
-    def __init__(self, store: Store, config: DigestConfig, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: DigestConfig,
+        clock: Callable[[], datetime],
+        collapse: Callable[[list[str]], list[str]] | None = None,
+    ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
+        # One story per event across outlets (the search index's, when it has vectors).
+        self.collapse = collapse
 
     async def settings(self, guild_id: int) -> EffectiveSettings:
         defaults = self.config
@@ -300,7 +308,7 @@ class DigestService:
 
     async def _content(self, since: datetime, day: date, zone: str) -> DigestContent:
         candidates = await self.store.articles_first_seen_after(since)
-        stories, rest = select_digest(candidates, self.config.max_stories)
+        stories, rest = select_digest(candidates, self.config.max_stories, self.collapse)
         return DigestContent(stories, rest, day, zone, since)
 
 

@@ -131,13 +131,19 @@ def embed_size(embed: discord.Embed) -> int:
 
 
 def article_embed(
-    article: Article, *, position: int | None = None, total: int | None = None
+    article: Article,
+    *,
+    position: int | None = None,
+    total: int | None = None,
+    also: Sequence[Article] = (),
+    related_label: str = "Related",
 ) -> discord.Embed:
     """One article as Discord shows it: linked title, excerpt, source, image, date, related.
 
     ``position``/``total`` (1-based) add "2 of 7" to the footer when paging through hits.
-    The "Related" field lists as many related stories as fit in one field; the full list is
-    :func:`related_embed`.
+    ``also``: the same story from other sources, linked by source name in one line.
+    The "Related" field (``related_label``) lists as many related stories as fit in one
+    field; the full list is :func:`related_embed`.
     """
     embed = discord.Embed(
         title=_fit(_title_text(article), TITLE_LIMIT, _markdown),
@@ -150,13 +156,28 @@ def article_embed(
     if article.image_url:
         embed.set_image(url=article.image_url)
 
+    if also:
+        links = [
+            f"[{_fit(_source(other), SOURCE_MAX, escape_link_text)}]({safe_url(other.url)})"
+            for other in also
+        ]
+        line = ""
+        for n, link in enumerate(links):
+            more = f" {ELLIPSIS}and {len(links) - n} more"
+            candidate = f"{line} · {link}" if line else link
+            if len(candidate) + len(more) > FIELD_VALUE_LIMIT:
+                line += more
+                break
+            line = candidate
+        embed.add_field(name="Also covered by", value=line, inline=False)
+
     if article.related:
         packed = _pack_links(
             [_related_line(link, with_date=False) for link in article.related],
             more=lambda n: f"{ELLIPSIS}and {n} more related {_plural(n, 'story', 'stories')}",
             budget=EMBED_TOTAL_LIMIT - embed_size(embed),
             description_cap=0,
-            field_name="Related",
+            field_name=related_label,
             max_fields=1,
         )
         _apply(embed, packed)

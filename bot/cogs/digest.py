@@ -102,7 +102,9 @@ class DiscordPoster:
 class DigestCog(commands.GroupCog, group_name="digest", group_description="The daily news digest"):
     def __init__(self, bot: NewsBot) -> None:
         self.bot = bot
-        self.service = DigestService(bot.library.store, bot.config.digest, bot.clock)
+        self.service = DigestService(
+            bot.library.store, bot.config.digest, bot.clock, bot.library.collapse_stories
+        )
         self.poster = DiscordPoster(bot)
         super().__init__()
 

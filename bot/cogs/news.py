@@ -8,6 +8,7 @@ so a click after a restart finds everything it needs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from ..articles import Article, RelatedLink
 from ..embeds import article_embed, no_hits_text, related_embed, truncate
 from ..errors import UserError, guarded
 from ..search import SearchIndex
@@ -23,13 +25,14 @@ from ..store import StoreError
 from ..tokens import fold
 
 if TYPE_CHECKING:
-    from ..articles import Article
     from ..client import NewsBot
     from ..store import SavedSearch
 
 log = logging.getLogger(__name__)
 
 AUTOCOMPLETE_LIMIT = 25
+# Other sources of the same story named under an article.
+MAX_ALSO = 8
 CHOICE_LIMIT = 100  # Discord's limit for a choice's name and value
 
 
@@ -82,8 +85,8 @@ class NewsCog(commands.Cog):
             text = await asyncio.to_thread(self._no_hits, index, query, topic, source)
             await interaction.response.send_message(text, ephemeral=True)
             return
-        first = articles[urls[0]]
-        embed = article_embed(first, position=1, total=len(urls))
+        first = await _presented(self.bot.library, articles[urls[0]])
+        embed = first.embed(position=1, total=len(urls))
         try:
             search_id = await self.bot.library.store.save_search(
                 interaction.user.id, query, urls, self.bot.clock()
@@ -97,7 +100,7 @@ class NewsCog(commands.Cog):
         self._unsaved_warned = False
         await interaction.response.send_message(
             embed=embed,
-            view=results_view(search_id, 0, len(urls), has_related=bool(first.related)),
+            view=results_view(search_id, 0, len(urls), has_related=bool(first.article.related)),
         )
 
     def _warn_unsaved(self, exc: StoreError) -> None:
@@ -222,9 +225,10 @@ class PageButton(
                 "run `/news` to search yourself."
             )
         total = len(saved.urls)
+        shown = await _presented(interaction.client.library, article)  # type: ignore[attr-defined]
         await interaction.response.edit_message(
-            embed=article_embed(article, position=page + 1, total=total),
-            view=results_view(self.search_id, page, total, has_related=bool(article.related)),
+            embed=shown.embed(position=page + 1, total=total),
+            view=results_view(self.search_id, page, total, has_related=bool(shown.article.related)),
         )
 
 
@@ -256,7 +260,57 @@ class RelatedButton(
     async def _show_related(self, interaction: discord.Interaction) -> None:
         # Anyone may look at the related stories: the answer is for their eyes only.
         _saved, _page, article = await _saved_hit(interaction, self.search_id, self.page)
-        await interaction.response.send_message(embed=related_embed(article), ephemeral=True)
+        shown = await _presented(interaction.client.library, article)  # type: ignore[attr-defined]
+        await interaction.response.send_message(embed=related_embed(shown.article), ephemeral=True)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Presented:
+    """An article as a reply shows it, with what the index adds by meaning."""
+
+    article: Article  # its related stories filled by meaning when the seed listed none
+    also: list[Article]  # the same story from other sources
+    similar: bool  # the related stories are the index's, not the seed's
+
+    def embed(self, *, position: int, total: int) -> discord.Embed:
+        return article_embed(
+            self.article,
+            position=position,
+            total=total,
+            also=self.also,
+            related_label="Similar stories" if self.similar else "Related",
+        )
+
+
+async def _presented(library: Any, article: Article) -> _Presented:
+    """``article`` with the same story's other sources and, when its seed lists no related
+    stories, the nearest ones in meaning (none of this without search by meaning)."""
+    index = library.index
+    if not index.semantic:
+        return _Presented(article, [], similar=False)
+
+    def neighbours() -> tuple[list[str], list[str]]:
+        twins = [hit.url for hit in index.same_story(article.url, limit=MAX_ALSO)]
+        near = [] if article.related else [h.url for h in index.similar(article.url)]
+        return twins, near
+
+    # A few milliseconds of arrays at 100,000 articles: a worker thread, not the loop.
+    twins, near = await asyncio.to_thread(neighbours)
+    found = await library.store.articles_by_url(twins + near)
+    also = [found[url] for url in twins if url in found]
+    if not near:
+        return _Presented(article, also, similar=False)
+    related = tuple(
+        RelatedLink(
+            title=other.title,
+            url=other.url,
+            provider=other.provider,
+            provider_domain=other.provider_domain,
+            published=other.published,
+        )
+        for other in (found[url] for url in near if url in found)
+    )
+    return _Presented(dataclasses.replace(article, related=related), also, similar=bool(related))
 
 
 async def _saved_hit(
