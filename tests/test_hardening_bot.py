@@ -50,6 +50,10 @@ CAROL = FakeUser(333_333_333_333_333_334, "carol")
 DAVE = FakeUser(333_333_333_333_333_335, "dave")
 OTHER_ROLE = 555_555_555_555_555_556
 
+# Fixtures of near-identical articles from one day would be one story by meaning, shown
+# once: these tests are about other things, so they search by words only.
+WORDS_ONLY = SearchConfig(cooldown_seconds=0, semantic=False)
+
 
 # --- helpers --------------------------------------------------------------------------------
 
@@ -239,7 +243,7 @@ async def test_news_answers_during_a_reload_each_come_from_one_corpus(
     seeds.mkdir()
     corpus_seeds(seeds, new=False)
     users = [ALICE, BOB, CAROL, DAVE]
-    async with running_bot(tmp_path) as harness:
+    async with running_bot(tmp_path, search=WORDS_ONLY) as harness:
         library, fake = harness.library, harness.fake
         assert library is not None
         old_titles = {a.url: a.title for a in await library.store.all_articles()}
@@ -743,7 +747,8 @@ async def test_no_message_the_bot_sends_can_ping_anyone(tmp_path: Path) -> None:
             topics=["@everyone"],
         )
     clock = Clock(BEFORE_DIGEST)
-    async with running_bot(tmp_path, clock=clock, digest=digest_config()) as harness:
+    bot_config = {"digest": digest_config(), "search": WORDS_ONLY}
+    async with running_bot(tmp_path, clock=clock, **bot_config) as harness:
         fake = harness.fake
         first = await harness.news("zephyr alert")
         assert first["type"] == 4
