@@ -435,17 +435,17 @@ class SearchIndex:
             return list(urls)
         found = [(url, self._doc_of(url)) for url in urls[:COLLAPSE_AT_MOST]]
         docs = np.asarray([doc for _, doc in found if doc is not None], dtype=np.int64)
-        same = self._same_story_matrix(docs)
-        row = {doc: i for i, doc in enumerate(docs.tolist())}
-        kept: list[str] = []
-        kept_rows: list[int] = []
-        for url, doc in found:
-            if doc is not None:
-                if kept_rows and same[row[doc], kept_rows].any():
-                    continue  # a better-ranked one tells this story already
-                kept_rows.append(row[doc])
-            kept.append(url)
+        keep = dict(zip(docs.tolist(), self._collapsed(docs).tolist(), strict=True))
+        kept = [url for url, doc in found if doc is None or keep[doc]]
         return kept + list(urls[COLLAPSE_AT_MOST:])
+
+    def _collapsed(self, docs: np.ndarray) -> np.ndarray:
+        """For ``docs`` (best first, distinct), False where an earlier one tells its story."""
+        same = self._same_story_matrix(docs)
+        keep = np.ones(len(docs), dtype=bool)
+        for i in range(1, len(docs)):
+            keep[i] = not (same[i, :i] & keep[:i]).any()
+        return keep
 
     def _twins(self, doc: int, docs: np.ndarray) -> np.ndarray:
         """Those of ``docs`` that tell ``doc``'s story."""
@@ -458,17 +458,26 @@ class SearchIndex:
         SAME_STORY_DAYS, and nearly the same in meaning, whole or by their headlines (outlets
         retell a headline closely but write their own summary)."""
         embedder = self._shared.embedder
-        if embedder is None or len(docs) < 2:
-            return np.zeros((len(docs), len(docs)), dtype=bool)
-        whole = np.stack([self._vector(int(d)) for d in docs.tolist()])
-        titles = embedder.embed([self._hit(int(d), 0.0).title for d in docs.tolist()])
+        n = len(docs)
+        same = np.zeros((n, n), dtype=bool)
+        if embedder is None or n < 2:
+            return same
         published = self._published[docs]
         apart = np.abs(published[:, None] - published[None, :])
-        headlines = titles @ titles.T
+        near_in_time = apart <= SAME_HEADLINE_DAYS * 86400
+        np.fill_diagonal(near_in_time, False)
+        if not near_in_time.any():
+            return same  # the common case for a page of hits: nothing to compare
+        # Headlines are embedded only for the articles that have a partner near in time.
+        involved = np.flatnonzero(near_in_time.any(axis=1))
+        headlines = np.full((n, n), -1.0, dtype=np.float32)
+        titles = embedder.embed([self._hit(int(docs[i]), 0.0).title for i in involved.tolist()])
+        headlines[np.ix_(involved, involved)] = titles @ titles.T
+        whole = np.stack([self._vector(int(d)) for d in docs.tolist()])
         alike = (whole @ whole.T >= SAME_STORY_COSINE) | (headlines >= SAME_TITLE_COSINE)
         # The same headline syndicated weeks later is still that story.
         same = (alike & (apart <= SAME_STORY_DAYS * 86400)) | (
-            (headlines >= SAME_HEADLINE_COSINE) & (apart <= SAME_HEADLINE_DAYS * 86400)
+            (headlines >= SAME_HEADLINE_COSINE) & near_in_time
         )
         np.fill_diagonal(same, False)
         return same
@@ -509,8 +518,15 @@ class SearchIndex:
         since: datetime | None = None,
     ) -> list[Hit]:
         """The best ``limit`` articles for ``query``, best first; [] when nothing matches well."""
-        hits, near = self._ranked(query, limit, topic, provider, since, by_meaning=True)
-        return self.collapse(hits + near)[:limit]
+        docs: list[int] = []
+        hits, near = self._ranked(
+            query, limit, topic, provider, since, by_meaning=True, docs_out=docs
+        )
+        found = hits + near
+        if not self.semantic or len(found) < 2:
+            return found[:limit]
+        kept = self._collapsed(np.asarray(docs, dtype=np.int64))
+        return [hit for hit, keep in zip(found, kept, strict=True) if keep][:limit]
 
     def suggestions(self, query: str, limit: int = 3) -> list[Hit]:
         """Closest titles for a query that found nothing good enough (for a no-hit reply).
@@ -577,6 +593,7 @@ class SearchIndex:
         partial_last: bool = False,
         far: bool = False,
         by_meaning: bool = False,
+        docs_out: list[int] | None = None,
     ) -> tuple[list[Hit], list[Hit]]:
         """(full matches, partial ones), best first, at most ``limit`` of each.
 
@@ -584,7 +601,8 @@ class SearchIndex:
         ``by_meaning`` on an index that has vectors, the articles nearest the query in meaning
         join the candidates, and every candidate's score adds its cosine with the query:
         a partial match close in meaning, or an article that says the same in other words,
-        then ranks among the partial matches; full matches stay first.
+        then ranks among the partial matches; full matches stay first. ``docs_out`` receives
+        the documents of the full matches, then of the partial ones.
         """
         qwords = query_words(query)
         if not qwords or not self._n_live or limit <= 0:
@@ -707,17 +725,23 @@ class SearchIndex:
 
         hits: list[Hit] = []
         near: list[Hit] = []
+        hit_docs: list[int] = []
+        near_docs: list[int] = []
         top = _MAX_FINAL * (1.0 + MEANING_WEIGHT) if closeness else _MAX_FINAL
         for negative_final, _q, _p, _u, coverage, doc in ranked:
             score = round(100.0 * min(-negative_final / top, 1.0), 1)
             if coverage >= MIN_COVERAGE and len(hits) < limit and not far:
                 hits.append(self._hit(doc, score))
+                hit_docs.append(doc)
             elif (
                 (coverage < MIN_COVERAGE or far)
                 and len(near) < limit
                 and (coverage > 0 or closeness.get(doc, 0.0) >= MIN_MEANING)
             ):
                 near.append(self._hit(doc, score))
+                near_docs.append(doc)
+        if docs_out is not None:
+            docs_out[:] = hit_docs + near_docs
         return hits, near
 
     def _cosines(self, docs: np.ndarray, vector: np.ndarray) -> list[float]:
