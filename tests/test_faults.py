@@ -160,12 +160,19 @@ async def test_a_search_during_another_processs_first_load_waits_and_says_so(
             cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
-        await asyncio.sleep(2)
+        # It says why it waits (however long its start takes on a busy machine) and waits.
+        assert search.stderr is not None
+        said = b""
+        async with asyncio.timeout(60):
+            while b"another process is loading the seeds" not in said:
+                line = await search.stderr.readline()
+                assert line, f"the search ended without saying it waits: {said.decode()}"
+                said += line
+        await asyncio.sleep(1)
         assert search.returncode is None  # waiting, not answering "no hits"
         await loader.release_lease("reload")
     out, err = await asyncio.wait_for(search.communicate(), 60)
-    assert search.returncode == 0, err.decode()
-    assert "another process is loading the seeds" in err.decode()
+    assert search.returncode == 0, (said + err).decode()
     assert "facial recognition" in out.decode().lower()
 
 
