@@ -117,7 +117,9 @@ class Embedder:
         """Unit float32 vectors, one row per text (all zero for a text with no tokens)."""
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         for start in range(0, len(texts), BATCH):
-            chunk = [t[:MAX_TEXT_CHARS] for t in texts[start : start + BATCH]]
+            # Runs of whitespace as one space: the pre-tokenizer below then splits exactly
+            # where SentencePiece would, so the tokens are the model's own.
+            chunk = [" ".join(t[:MAX_TEXT_CHARS].split()) for t in texts[start : start + BATCH]]
             out[start : start + len(chunk)] = self._pooled(chunk)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
@@ -184,7 +186,7 @@ def _files() -> tuple[Path, Path]:
 
 
 def _load() -> Embedder:
-    from tokenizers import Tokenizer  # a dependency of wordllama's; imported when needed
+    from tokenizers import Tokenizer, pre_tokenizers  # wordllama's dependency; needed here only
 
     weights, tokenizer_file = _files()
     try:
@@ -194,6 +196,11 @@ def _load() -> Embedder:
         raise MeaningUnavailable(f"{weights.parent.parent}: cannot read the model: {exc}") from exc
     tokenizer.no_padding()
     tokenizer.no_truncation()
+    # The tokenizer as shipped has no pre-tokenizer: a whole text is one "word" to BPE, and
+    # its cache (10,000 words) then keeps whole article texts, 80 MB after 100,000 articles.
+    # Split before each word-start marker instead, as SentencePiece does: the same tokens,
+    # and the cache holds words.
+    tokenizer.pre_tokenizer = pre_tokenizers.Split("\u2581", behavior="merged_with_next")
     return Embedder(tokenizer, table)
 
 
