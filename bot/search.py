@@ -88,6 +88,8 @@ FAR_MIN_SIMILARITY = 0.3
 FAR_CANDIDATES = 8
 # Documents shortlisted by their vectors' sign bits before the 8-bit cosine ranks them.
 MEANING_SHORTLIST = 1024
+# A Hamming distance no document has (DIM is the largest): marks the ineligible.
+_FAR = 65535
 # The nearest documents in meaning that join a query's candidates.
 MEANING_DEPTH = 50
 # How much the cosine between query and article adds, as a share of the best lexical score.
@@ -686,6 +688,22 @@ class SearchIndex:
                 closeness.update(
                     zip(missing, self._cosines(np.asarray(missing), vector), strict=True)
                 )
+            if len(candidates) > RERANK_DEPTH:
+                # Re-ranking by words costs the most per candidate: as without meaning, only
+                # the best RERANK_DEPTH (by words and meaning) go on to it.
+                before = scores[candidates] + np.asarray(
+                    [MEANING_WEIGHT * _MAX_FINAL * closeness[d] for d in candidates.tolist()],
+                    dtype=np.float32,
+                )
+                order = np.lexsort(
+                    (
+                        self._url_keys[candidates],
+                        -self._published[candidates],
+                        -self._quality[candidates],
+                        -before,
+                    )
+                )
+                candidates = candidates[order[:RERANK_DEPTH]]
         if not len(candidates):
             return [], []
 
@@ -809,18 +827,23 @@ class SearchIndex:
             assert segment.meaning is not None
             distance[base : base + segment.size] = segment.meaning.hamming(signs)
         eligible = self._alive if allowed is None else self._alive & allowed
-        pool = np.flatnonzero(eligible)
-        if not len(pool):
-            return pool, np.zeros(0, dtype=np.float32)
-        if len(pool) > MEANING_SHORTLIST:
+        if self._n_live < n_docs or allowed is not None:
+            distance[~eligible] = _FAR  # never shortlisted
+        if n_docs <= MEANING_SHORTLIST:
+            pool = np.flatnonzero(distance < _FAR)
+        else:
             # Every document closer than the cut, then those at the cut by the article itself:
             # the shortlist never depends on where a document sits in the index.
-            values = distance[pool]
-            cut = np.partition(values, MEANING_SHORTLIST - 1)[MEANING_SHORTLIST - 1]
-            closer = pool[values < cut]
-            tied = pool[values == cut]
+            cut = min(
+                int(np.partition(distance, MEANING_SHORTLIST - 1)[MEANING_SHORTLIST - 1]), _FAR - 1
+            )
+            within = np.flatnonzero(distance <= cut)  # one pass over the collection
+            at_cut = distance[within] == cut
+            closer, tied = within[~at_cut], within[at_cut]
             order = np.argsort(self._url_keys[tied], kind="stable")
             pool = np.concatenate([closer, tied[order[: MEANING_SHORTLIST - len(closer)]]])
+        if not len(pool):
+            return pool, np.zeros(0, dtype=np.float32)
         cosine = np.asarray(self._cosines(pool, vector), dtype=np.float32)
         order = np.lexsort(
             (self._url_keys[pool], -self._published[pool], -self._quality[pool], -cosine)
