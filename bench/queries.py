@@ -295,6 +295,42 @@ def read_jsonl(path: Path) -> list[Query]:
     return queries
 
 
+@dataclass(frozen=True, slots=True)
+class Paraphrase:
+    """A query in other words than its target's title (``bench/paraphrases.jsonl``)."""
+
+    kind: str
+    query: str
+    url: str  # the article the query was written for
+    urls: tuple[str, ...]  # every URL that counts as a hit (``url`` and same-story articles)
+    title: str  # the target's title, for reading the file; never searched
+
+
+def read_paraphrases(path: Path) -> list[Paraphrase]:
+    """The paraphrase queries of a JSONL file; a bad line raises ``ValueError`` naming it."""
+    found: list[Paraphrase] = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{where}: not JSON: {exc}") from exc
+            if not isinstance(row, dict):
+                raise ValueError(f"{where}: expected an object, got {type(row).__name__}")
+            bad = [k for k in ("kind", "query", "url", "title") if not isinstance(row.get(k), str)]
+            if bad or not row["query"].strip():
+                raise ValueError(f"{where}: need non-empty string keys kind, query, url, title")
+            urls = row.get("urls", [row["url"]])
+            if not isinstance(urls, list) or not all(isinstance(u, str) and u for u in urls):
+                raise ValueError(f"{where}: 'urls' must be a list of URL strings")
+            accepted = tuple(dict.fromkeys([row["url"], *urls]))
+            found.append(Paraphrase(row["kind"], row["query"], row["url"], accepted, row["title"]))
+    return found
+
+
 # --- synthetic scale-up ----------------------------------------------------------------------
 
 _WORD = re.compile(r"\S+")
