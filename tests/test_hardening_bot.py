@@ -1138,3 +1138,33 @@ async def test_after_a_refused_post_a_new_channel_gets_todays_digest(tmp_path: P
         await until(lambda: channel_posts(harness, NEWS_CHANNEL), "the digest in the new channel")
         await harness.ticks(3)
         assert len(channel_posts(harness, NEWS_CHANNEL)) == 1
+
+
+async def test_news_answers_before_its_search_is_saved_and_its_buttons_wait_for_the_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process's reload may hold SQLite's write lock: the answer must not wait for it.
+    async with running_bot(tmp_path) as harness:
+        assert harness.library is not None
+        store, fake = harness.library.store, harness.fake
+        save_search = store.save_search
+        release = asyncio.Event()
+        started = asyncio.Event()
+
+        async def slow_save(*args: Any, **kwargs: Any) -> int:
+            started.set()
+            await release.wait()
+            return await save_search(*args, **kwargs)
+
+        monkeypatch.setattr(store, "save_search", slow_save)
+        first = await harness.news("facial recognition", user=ALICE)  # answered, save held
+        assert first["type"] == 4 and buttons_of(first)
+        await asyncio.wait_for(started.wait(), 5)
+        _prev, nxt, _related = buttons_of(first)
+        click = await fake.click(nxt["custom_id"], user=ALICE)
+        with pytest.raises(TimeoutError):  # the button waits for the save...
+            await fake.wait_for_callback(click, timeout=0.3)
+        release.set()
+        page2 = await fake.wait_for_callback(click)
+        assert page2.json["type"] == 7  # the next page, not "these results have expired"
+        assert "2 of" in embed_of(page2.json)["footer"]["text"]

@@ -19,6 +19,7 @@ from bot.store import (
     StaleReloadError,
     Store,
     StoreError,
+    new_search_id,
 )
 from bot.store import base as store_base
 from bot.store.sqlite import MIGRATIONS, SCHEMA_VERSION
@@ -572,3 +573,16 @@ async def test_saved_searches_round_trip_and_expire(database: Path | str) -> Non
         assert second != first
         assert await store.load_search(first) is None
         assert await store.load_search(second) is not None
+
+
+async def test_a_search_saved_under_a_chosen_id_never_takes_over_another(
+    database: Path | str,
+) -> None:
+    # /news answers first with the buttons of an id it chose, and saves after.
+    async with await Store.open(database) as store:
+        chosen = new_search_id()
+        assert await store.save_search(7, "q", ["https://a"], NOW, search_id=chosen) == chosen
+        with pytest.raises(StoreError, match="taken"):
+            await store.save_search(8, "other", ["https://b"], NOW, search_id=chosen)
+        saved = await store.load_search(chosen)
+        assert saved is not None and (saved.user_id, saved.urls) == (7, ("https://a",))

@@ -8,6 +8,7 @@ so a click after a restart finds everything it needs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import re
@@ -21,7 +22,7 @@ from ..articles import Article, RelatedLink
 from ..embeds import article_embed, no_hits_text, related_embed, truncate
 from ..errors import UserError, guarded
 from ..search import SearchIndex
-from ..store import StoreError
+from ..store import StoreError, new_search_id
 from ..tokens import fold
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AUTOCOMPLETE_LIMIT = 25
+# How long a button waits for its answer's search to be written (normally milliseconds).
+SAVE_WAIT_SECONDS = 10.0
 # Other sources of the same story named under an article.
 MAX_ALSO = 8
 CHOICE_LIMIT = 100  # Discord's limit for a choice's name and value
@@ -45,6 +48,8 @@ class NewsCog(commands.Cog):
     def __init__(self, bot: NewsBot) -> None:
         self.bot = bot
         self._unsaved_warned = False
+        # Answers whose saved search is still being written: a button of theirs waits for it.
+        self.saving: dict[int, asyncio.Task[None]] = {}
 
     @app_commands.command(name="news", description="Search the news collection")
     @app_commands.describe(
@@ -87,21 +92,43 @@ class NewsCog(commands.Cog):
             return
         first = await _presented(self.bot.library, articles[urls[0]])
         embed = first.embed(position=1, total=len(urls))
+        # The answer goes out first and its search is saved after: a reply never waits for
+        # the database's write lock (another process's reload may hold it for a while). Its
+        # buttons carry the id chosen here; one pressed before the save lands waits for it.
+        search_id = new_search_id()
+        await interaction.response.send_message(
+            embed=embed,
+            view=results_view(search_id, 0, len(urls), has_related=bool(first.article.related)),
+        )
+        saving = asyncio.create_task(self._save(interaction, search_id, query, urls))
+        self.saving[search_id] = saving
+        saving.add_done_callback(lambda _task: self.saving.pop(search_id, None))
+
+    async def cog_unload(self) -> None:
+        # Saves under way finish before the bot closes its database.
+        if self.saving:
+            await asyncio.wait(list(self.saving.values()), timeout=SAVE_WAIT_SECONDS)
+
+    async def _save(
+        self, interaction: discord.Interaction, search_id: int, query: str, urls: list[str]
+    ) -> None:
         try:
-            search_id = await self.bot.library.store.save_search(
-                interaction.user.id, query, urls, self.bot.clock()
+            await self.bot.library.store.save_search(
+                interaction.user.id, query, urls, self.bot.clock(), search_id=search_id
             )
         except StoreError as exc:
             # The search ran from memory; only its buttons need the database. A full disk or
             # a read-only file costs the buttons, never the answer.
             self._warn_unsaved(exc)
-            await interaction.response.send_message(embed=embed)
+            try:
+                await interaction.edit_original_response(view=None)
+            except discord.HTTPException as gone:  # deleted meanwhile, or Discord is away
+                log.warning("could not take the buttons off an unsaved search: %s", gone)
+            return
+        except Exception:
+            log.exception("saving search %s failed", search_id)  # a task: nobody else hears
             return
         self._unsaved_warned = False
-        await interaction.response.send_message(
-            embed=embed,
-            view=results_view(search_id, 0, len(urls), has_related=bool(first.article.related)),
-        )
 
     def _warn_unsaved(self, exc: StoreError) -> None:
         """Log once per outage, not once per /news."""
@@ -318,6 +345,11 @@ async def _saved_hit(
 ) -> tuple[SavedSearch, int, Article]:
     """The saved search a button points at, the page it can show, and that page's article."""
     bot: Any = interaction.client
+    cog = bot.get_cog("NewsCog")
+    saving = cog.saving.get(search_id) if cog is not None else None
+    if saving is not None:  # pressed before its answer's search was written
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(saving), SAVE_WAIT_SECONDS)
     saved = await bot.library.store.load_search(search_id)
     if saved is None or not saved.urls:
         raise UserError("These results have expired: run `/news` again.")

@@ -18,6 +18,7 @@ from .base import (
     Store,
     StoreError,
     is_database_url,
+    new_search_id,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "Store",
     "StoreError",
     "is_database_url",
+    "new_search_id",
 ]

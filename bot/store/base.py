@@ -828,9 +828,20 @@ class Store(ABC):
     # --- saved searches -------------------------------------------------------------------------
 
     async def save_search(
-        self, user_id: int, query: str, urls: Sequence[str], now: datetime
+        self,
+        user_id: int,
+        query: str,
+        urls: Sequence[str],
+        now: datetime,
+        *,
+        search_id: int | None = None,
     ) -> int:
-        """Keep a /news answer's hits for its buttons; returns the id the buttons carry."""
+        """Keep a /news answer's hits for its buttons; returns the id the buttons carry.
+
+        ``search_id`` (from :func:`new_search_id`, already on the buttons of a sent answer)
+        is the one id tried: if another search holds it (one chance in billions), this raises
+        :class:`StoreError` and the answer must lose its buttons.
+        """
         async with self.session("saving a search", write=True) as db:
             # Pruning here keeps the table small without a job of its own; the index makes a
             # prune with nothing to delete a single seek.
@@ -840,16 +851,19 @@ class Store(ABC):
             # A random id, never a counter: a database rebuilt from scratch would count from 1
             # again, and an old message's buttons would open a stranger's search. A clash
             # (one in billions) leaves the row alone and draws again.
-            for _ in range(8):
-                search_id = new_search_id()
+            for _ in range(8 if search_id is None else 1):
+                chosen = new_search_id() if search_id is None else search_id
                 inserted = await db.execute(
                     "INSERT INTO searches (id, user_id, query, urls, created_at)"
                     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                    (search_id, user_id, query, json.dumps(list(urls)), iso(now)),
+                    (chosen, user_id, query, json.dumps(list(urls)), iso(now)),
                 )
                 if inserted:
-                    return search_id
-        raise StoreError("saving a search failed: no free id after 8 draws")
+                    return chosen
+        raise StoreError(
+            "saving a search failed: "
+            + ("no free id after 8 draws" if search_id is None else f"id {search_id} is taken")
+        )
 
     async def load_search(self, search_id: int) -> SavedSearch | None:
         """The saved search, or None when it expired (or never existed)."""
