@@ -679,10 +679,14 @@ class SearchIndex:
         # letters that means nothing has nearest neighbours too, and they would be noise.
         if by_meaning and embedder is not None and self.semantic and unknown < len(unique):
             vector = embedder.embed_one(" ".join(qwords))
-            near_docs, near_cosine = self._nearest(vector, allowed, MEANING_DEPTH)
-            fresh = np.setdiff1d(near_docs, candidates)
-            candidates = np.concatenate([candidates, fresh])
-            closeness = dict(zip(near_docs.tolist(), near_cosine.tolist(), strict=True))
+            if int((coverage_all[candidates] >= MIN_COVERAGE).sum()) < limit:
+                # Too few articles hold the query's words: look for those that say it in
+                # other words. With a page of full matches, meaning only weighs in among them
+                # (the neighbours would rank below them anyway, and cost a pass over all).
+                near_docs, near_cosine = self._nearest(vector, allowed, MEANING_DEPTH)
+                fresh = np.setdiff1d(near_docs, candidates)
+                candidates = np.concatenate([candidates, fresh])
+                closeness = dict(zip(near_docs.tolist(), near_cosine.tolist(), strict=True))
             missing = [d for d in candidates.tolist() if d not in closeness]
             if missing:
                 closeness.update(
