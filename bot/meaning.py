@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import struct
 import threading
 from collections.abc import Sequence
@@ -186,6 +187,10 @@ def _files() -> tuple[Path, Path]:
 
 
 def _load() -> Embedder:
+    # One thread: tokenizers would otherwise spread a batch over every core, and a bot's event
+    # loop (and, on a small host, the other processes) would wait for it. An operator's own
+    # setting wins.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from tokenizers import Tokenizer, pre_tokenizers  # wordllama's dependency; needed here only
 
     weights, tokenizer_file = _files()

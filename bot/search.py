@@ -400,27 +400,31 @@ class SearchIndex:
         """Other articles nearest ``url``'s in meaning, nearest first (related stories for an
         article that lists none); the same story told by other sources is left out (see
         :meth:`same_story`). [] without vectors, or for an unknown URL."""
-        doc = self._doc_of(url) if self.semantic else None
-        if doc is None or limit <= 0:
-            return []
-        docs, cosine = self._nearest(self._vector(doc), None, limit + SIMILAR_SLACK)
-        twins = set(self._twins(doc, docs).tolist())
-        return [
-            self._hit(d, round(100.0 * max(c, 0.0), 1))
-            for d, c in zip(docs.tolist(), cosine.tolist(), strict=True)
-            if d != doc and d not in twins and c >= MIN_MEANING
-        ][:limit]
+        return self.neighbours(url, similar=limit)[1]
 
     def same_story(self, url: str, limit: int = 10) -> list[Hit]:
         """Other articles telling the story of ``url``: nearly the same in meaning and
         published within :data:`SAME_STORY_DAYS` of it (several outlets, one event), nearest
         first. [] without vectors."""
+        return self.neighbours(url, twins=limit)[0]
+
+    def neighbours(
+        self, url: str, *, twins: int = 0, similar: int = 0
+    ) -> tuple[list[Hit], list[Hit]]:
+        """(up to ``twins`` other tellings of ``url``'s story, up to ``similar`` other
+        stories nearest it), from one pass over the vectors."""
         doc = self._doc_of(url) if self.semantic else None
-        if doc is None or limit <= 0:
-            return []
-        docs, _ = self._nearest(self._vector(doc), None, limit + SIMILAR_SLACK)
-        twins = self._twins(doc, docs)
-        return [self._hit(int(d), 100.0) for d in twins[:limit]]
+        if doc is None or (twins <= 0 and similar <= 0):
+            return [], []
+        docs, cosine = self._nearest(self._vector(doc), None, max(twins, similar) + SIMILAR_SLACK)
+        same = self._twins(doc, docs)
+        told = set(same.tolist())
+        others = [
+            self._hit(d, round(100.0 * max(c, 0.0), 1))
+            for d, c in zip(docs.tolist(), cosine.tolist(), strict=True)
+            if d != doc and d not in told and c >= MIN_MEANING
+        ]
+        return [self._hit(int(d), 100.0) for d in same[:twins]], others[:similar]
 
     def collapse(self, hits: Sequence[Hit]) -> list[Hit]:
         """``hits`` without those telling the same story as a better-ranked one."""

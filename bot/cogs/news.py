@@ -36,6 +36,8 @@ AUTOCOMPLETE_LIMIT = 25
 SAVE_WAIT_SECONDS = 10.0
 # Other sources of the same story named under an article.
 MAX_ALSO = 8
+# Similar stories shown for an article whose seed lists no related ones.
+MAX_SIMILAR = 5
 CHOICE_LIMIT = 100  # Discord's limit for a choice's name and value
 
 
@@ -317,9 +319,10 @@ async def _presented(library: Any, article: Article) -> _Presented:
         return _Presented(article, [], similar=False)
 
     def neighbours() -> tuple[list[str], list[str]]:
-        twins = [hit.url for hit in index.same_story(article.url, limit=MAX_ALSO)]
-        near = [] if article.related else [h.url for h in index.similar(article.url)]
-        return twins, near
+        twins, near = index.neighbours(
+            article.url, twins=MAX_ALSO, similar=0 if article.related else MAX_SIMILAR
+        )
+        return [hit.url for hit in twins], [hit.url for hit in near]
 
     # A few milliseconds of arrays at 100,000 articles: a worker thread, not the loop.
     twins, near = await asyncio.to_thread(neighbours)
