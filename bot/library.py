@@ -306,9 +306,6 @@ class Library:
             until = clock() + APPLY_SLICE_SECONDS
             while position < len(docs) and clock() < until:
                 builder.add([docs[position]])
-                # Its vector too (a few tenths of a millisecond): in a worker thread the
-                # tokenizer's and numpy's many small steps held up every reply several-fold.
-                builder.embed_pending()
                 position += 1
             await asyncio.sleep(0)
         # Then the arrays: postings of the new segment, dead marks and counts over the whole
