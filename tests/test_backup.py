@@ -24,11 +24,13 @@ async def test_a_backup_of_the_running_bots_database_holds_what_is_still_in_the_
     async with running_bot(tmp_path) as harness:
         await harness.news("facial recognition")  # the saved search is a fresh write
         database = harness.config.database
+        async with asyncio.timeout(10):  # saved just after the answer went out
+            while not rows(database, "searches"):
+                await asyncio.sleep(0.02)
+        searches = rows(database, "searches")
         # The bot's writes are still in the -wal (no checkpoint yet): copying the main file
         # alone would lose them.
         assert Path(f"{database}-wal").stat().st_size > 0
-        searches = rows(database, "searches")
-        assert searches >= 1
         target = tmp_path / "backup.sqlite3"
         env = {k: v for k, v in os.environ.items() if k != "NEWSBOT_CONFIG"}
         env["PYTHONPATH"] = str(REPO)
