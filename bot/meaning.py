@@ -36,8 +36,10 @@ DIM = 256
 #: Texts longer than this are cut before tokenizing: a title and an excerpt fit many times
 #: over, and one huge seed must not cost more than a page of text.
 MAX_TEXT_CHARS = 2_000
-#: Texts tokenized and pooled together: bounds the float32 token matrix to a few megabytes.
-BATCH = 128
+#: Texts tokenized and pooled together. Small: the tokenizer holds the GIL for a whole call,
+#: and 128 texts (12 ms) stalled a bot's event loop every 40 ms while a change was embedded
+#: in a worker thread; 16 cost no more CPU and hold it about 1 ms.
+BATCH = 16
 _WORDS = DIM // 64
 
 
