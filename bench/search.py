@@ -300,6 +300,11 @@ class Row:
     p99_ms: float | None = None
     marker: str = ""
 
+    @property
+    def name(self) -> str:
+        """The engine as a table names it, with its marker."""
+        return f"{self.label} {self.marker}".strip()
+
 
 def rss() -> int | None:
     return psutil.Process().memory_info().rss if psutil is not None else None
@@ -499,12 +504,11 @@ def table(rows: Sequence[Row], markdown: bool, with_peak: bool) -> str:
     header.append("Queries")
     body: list[list[str]] = []
     for row in rows:
-        name = f"{row.label} {row.marker}".strip()
         if row.note:
-            body.append([name, row.note])
+            body.append([row.name, row.note])
             continue
         cells = [
-            name,
+            row.name,
             f"{row.build_s:.2f}" if row.build_s is not None else "n/a",
             f"{row.rss_mb:.1f}" if row.rss_mb is not None else "n/a",
         ]
@@ -546,16 +550,15 @@ def paraphrase_table(rows: Sequence[Row], paraphrases: Sequence[Paraphrase], mar
     header.append("Queries")
     body: list[list[str]] = []
     for row in rows:
-        name = f"{row.label} {row.marker}".strip()
         if row.note:
-            body.append([name, row.note])
+            body.append([row.name, row.note])
             continue
         if len(row.para_results) != len(paraphrases) or not paraphrases:
-            body.append([name, "n/a (not measured)"])
+            body.append([row.name, "n/a (not measured)"])
             continue
         rates = paraphrase_rates(paraphrases, row.para_results)
         cells = [f"{rates[k] * 100:.1f}" for k in ("hit@1", "hit@5", f"hit@{PARAPHRASE_LIMIT}")]
-        body.append([name, *cells, f"{rates['none'] * 100:.1f}", f"{len(paraphrases):,}"])
+        body.append([row.name, *cells, f"{rates['none'] * 100:.1f}", f"{len(paraphrases):,}"])
     return render(header, body, markdown)
 
 
@@ -617,12 +620,11 @@ def story_table(rows: Sequence[Row], markdown: bool) -> str:
     header = ["Engine", "story hit@1 / hit@5 % all", *KINDS, "Queries"]
     body: list[list[str]] = []
     for row in rows:
-        name = f"{row.label} {row.marker}".strip()
         if row.note:
-            body.append([name, row.note])
+            body.append([row.name, row.note])
             continue
         cells = [fmt_hits(row.story1, row.story5, k) for k in ("all", *KINDS)]
-        body.append([name, *cells, f"{row.queries:,}"])
+        body.append([row.name, *cells, f"{row.queries:,}"])
     return render(header, body, markdown)
 
 

@@ -141,7 +141,7 @@ def select_digest(
     """The top ``limit`` stories and how many were left out.
 
     ``collapse`` takes the ranked URLs and keeps one per story (several outlets telling one
-    event; see :meth:`bot.search.SearchIndex.collapse`): the others are neither listed nor
+    event; see :meth:`bot.search.SearchIndex.collapse_urls`): the others are neither listed nor
     counted, since they are not more news.
 
     Order: quality descending (missing or NaN quality last), then newest first, then URL, so

@@ -308,8 +308,9 @@ class Library:
                 builder.add([docs[position]])
                 position += 1
             await asyncio.sleep(0)
-        # Then the arrays: postings of the new segment, dead marks and counts over the whole
-        # collection (tens of ms at 100,000 for a 1% change), in a thread, the loop first.
+        # Then the vectors (embedded 16 at a time, see bot.meaning.BATCH) and the arrays:
+        # postings of the new segment, dead marks and counts over the whole collection (tens
+        # of ms at 100,000 for a 1% change), in a thread, the loop first.
         return await asyncio.to_thread(self.index.with_segment, builder, removed)
 
     def collapse_stories(self, urls: list[str]) -> list[str]:

@@ -19,6 +19,7 @@ over the bits (four 64-bit words per article) and the shortlist ranked by the 8-
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import os
 import struct
@@ -133,12 +134,13 @@ class Embedder:
 
     def _pooled(self, texts: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)  # type: ignore[attr-defined]
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
+        id_lists = [e.ids for e in encodings]  # each .ids makes a new list: once per text
+        lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(texts))
         pooled = np.zeros((len(texts), DIM), dtype=np.float32)
         if not lengths.sum():
             return pooled
         ids = np.fromiter(
-            (i for e in encodings for i in e.ids), dtype=np.int64, count=int(lengths.sum())
+            itertools.chain.from_iterable(id_lists), dtype=np.int64, count=int(lengths.sum())
         )
         np.clip(ids, 0, len(self._table) - 1, out=ids)
         rows = self._table[ids].astype(np.float32)

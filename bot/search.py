@@ -426,11 +426,6 @@ class SearchIndex:
         ]
         return [self._hit(int(d), 100.0) for d in same[:twins]], others[:similar]
 
-    def collapse(self, hits: Sequence[Hit]) -> list[Hit]:
-        """``hits`` without those telling the same story as a better-ranked one."""
-        kept = set(self.collapse_urls([hit.url for hit in hits]))
-        return [hit for hit in hits if hit.url in kept]
-
     def collapse_urls(self, urls: Sequence[str]) -> list[str]:
         """``urls`` (best first) without those telling the story of an earlier one.
 
@@ -703,15 +698,7 @@ class SearchIndex:
                     [MEANING_WEIGHT * _MAX_FINAL * closeness[d] for d in candidates.tolist()],
                     dtype=np.float32,
                 )
-                order = np.lexsort(
-                    (
-                        self._url_keys[candidates],
-                        -self._published[candidates],
-                        -self._quality[candidates],
-                        -before,
-                    )
-                )
-                candidates = candidates[order[:RERANK_DEPTH]]
+                candidates = candidates[self._best_first(candidates, before)[:RERANK_DEPTH]]
         if not len(candidates):
             return [], []
 
@@ -792,9 +779,14 @@ class SearchIndex:
         tied = candidates[values == cut]
         wanted = RERANK_DEPTH - len(above)
         if len(tied) > wanted:
-            order = np.lexsort((self._url_keys[tied], -self._published[tied], -self._quality[tied]))
-            tied = tied[order[:wanted]]
+            tied = tied[self._best_first(tied)[:wanted]]
         return np.concatenate([above, tied])
+
+    def _best_first(self, docs: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        """The order of ``docs`` by ``values`` (highest first), ties by the article itself:
+        quality, then date, then URL, never its place in the index."""
+        keys = (self._url_keys[docs], -self._published[docs], -self._quality[docs])
+        return np.lexsort(keys if values is None else (*keys, -values))
 
     def _rerank_bonus(self, doc: int, qtext: str, slots: dict[int, list[int]], n: int) -> float:
         """Evidence a bag of words misses; ``slots`` maps a term to the query positions it fills."""
@@ -853,9 +845,7 @@ class SearchIndex:
         if not len(pool):
             return pool, np.zeros(0, dtype=np.float32)
         cosine = np.asarray(self._cosines(pool, vector), dtype=np.float32)
-        order = np.lexsort(
-            (self._url_keys[pool], -self._published[pool], -self._quality[pool], -cosine)
-        )[:depth]
+        order = self._best_first(pool, cosine)[:depth]
         return pool[order], cosine[order]
 
     def _variants(self, word: str, *, prefix_ok: bool) -> list[tuple[int, float]]:

@@ -4,33 +4,17 @@ story across outlets, related stories, and vectors that follow every change and 
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pytest
 
 from bot import snapshot
-from bot.articles import Article
 from bot.digest import select_digest
 from bot.meaning import DIM, Embedder, Vectors, article_text, embedder, query_signs
 from bot.search import SearchIndex
 from tests.botharness import REPO, SHARED
-
-BASE = datetime(2024, 5, 1, tzinfo=UTC)
-
-
-def article(
-    slug: str, title: str, excerpt: str = "", *, days: float = 0, provider: str = "Example"
-) -> Article:
-    return Article(
-        url=f"https://example.com/{slug}",
-        title=title,
-        excerpt=excerpt,
-        published=BASE + timedelta(days=days),
-        provider=provider,
-        provider_domain="example.com",
-    )
-
+from tests.test_search import BASE, article
 
 CORPUS = [
     article(

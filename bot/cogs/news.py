@@ -289,7 +289,9 @@ class RelatedButton(
     async def _show_related(self, interaction: discord.Interaction) -> None:
         # Anyone may look at the related stories: the answer is for their eyes only.
         _saved, _page, article = await _saved_hit(interaction, self.search_id, self.page)
-        shown = await _presented(interaction.client.library, article)  # type: ignore[attr-defined]
+        # Only its related stories are shown: no other tellings to look up.
+        library = interaction.client.library  # type: ignore[attr-defined]
+        shown = await _presented(library, article, also=False)
         await interaction.response.send_message(embed=related_embed(shown.article), ephemeral=True)
 
 
@@ -311,16 +313,19 @@ class _Presented:
         )
 
 
-async def _presented(library: Any, article: Article) -> _Presented:
-    """``article`` with the same story's other sources and, when its seed lists no related
-    stories, the nearest ones in meaning (none of this without search by meaning)."""
+async def _presented(library: Any, article: Article, *, also: bool = True) -> _Presented:
+    """``article`` with the same story's other sources (with ``also``) and, when its seed
+    lists no related stories, the nearest ones in meaning (none of this without search by
+    meaning)."""
     index = library.index
-    if not index.semantic:
+    if not index.semantic or (article.related and not also):
         return _Presented(article, [], similar=False)
 
     def neighbours() -> tuple[list[str], list[str]]:
         twins, near = index.neighbours(
-            article.url, twins=MAX_ALSO, similar=0 if article.related else MAX_SIMILAR
+            article.url,
+            twins=MAX_ALSO if also else 0,
+            similar=0 if article.related else MAX_SIMILAR,
         )
         return [hit.url for hit in twins], [hit.url for hit in near]
 
