@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from .articles import DEFAULT_MAX_BYTES
+from .articles import DEFAULT_MAX_BYTES, is_http_url
 from .digest import parse_local_time, parse_timezone
 
 ENV_CONFIG = "NEWSBOT_CONFIG"
@@ -87,6 +88,36 @@ class MetricsConfig:
     port: int = 9108
 
 
+#: What a source is: a feed's URL, a folder of seed files, or a git repository of them.
+SOURCE_KINDS = ("feed", "folder", "git")
+#: Seconds between polls when a source sets no ``every``: feeds and git repositories are
+#: polled; a folder is watched, and rescanned this often only to catch what a watch missed.
+DEFAULT_EVERY = {"feed": 900.0, "git": 900.0, "folder": 300.0}
+#: The name the configured ``seeds_dir`` goes by among the sources.
+SEEDS_SOURCE = "seeds"
+_SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)?")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: The shortest and the longest poll interval a source may ask for.
+EVERY_RANGE = (1.0, 7 * 86400.0)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """One entry of ``sources:``: where articles come from and how often to look."""
+
+    name: str
+    kind: str  # one of SOURCE_KINDS
+    # The feed's URL, the folder's path (absolute once loaded from a file), the repository's URL.
+    location: str
+    every: float  # seconds between polls (feeds, git) or safety rescans (folders)
+    # Topics added to every article of this source.
+    topics: tuple[str, ...] = ()
+    # git only: the folder inside the repository that holds the seed files, and the branch.
+    path: str = ""
+    branch: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     seeds_dir: Path = Path("seeds")
@@ -107,6 +138,22 @@ class Config:
     # `newsbot run` logs to this file (rotated) instead of stderr; None: stderr (the journal).
     log_file: Path | None = None
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    # Live sources besides seeds_dir (which is always the folder source "seeds").
+    sources: tuple[SourceConfig, ...] = ()
+    # A running bot loads a folder source's changes as they happen; false: only on its
+    # ``every`` rescan and /seeds reload.
+    watch_folders: bool = True
+    # Feed articles published longer ago than this are removed (they stay after leaving the
+    # feed until then); files of folder and git sources stay while the file does.
+    feeds_keep_days: float = 90.0
+    # Where git sources are cloned, one folder per source name.
+    git_dir: Path = Path("newsbot-git")
+    # Polls running at once (each fetch or git pull); the others wait their turn.
+    poll_concurrency: int = 8
+    # A feed body larger than this is refused (the source reports it).
+    feed_max_bytes: int = 5 * 1024 * 1024
+    # Seconds one feed fetch may take in all, a slow server included.
+    feed_timeout_seconds: float = 30.0
     source: Path | None = None  # the file this came from, if any (not a key)
 
 
@@ -139,12 +186,18 @@ def load_config(path: Path | str | None = None) -> Config:
     base = path.resolve().parent
     # Paths written in the file are relative to the file; untouched defaults stay as they are.
     changes: dict[str, Any] = {"source": path}
-    for key in ("seeds_dir", "database"):
+    for key in ("seeds_dir", "database", "git_dir"):
         value = getattr(config, key)
         if key in raw and isinstance(value, Path) and not value.is_absolute():
             changes[key] = base / value
     if config.log_file is not None and not config.log_file.is_absolute():
         changes["log_file"] = base / config.log_file
+    changes["sources"] = tuple(
+        dataclasses.replace(s, location=str(base / s.location))
+        if s.kind == "folder" and not Path(s.location).is_absolute()
+        else s
+        for s in config.sources
+    )
     return dataclasses.replace(config, **changes)
 
 
@@ -166,7 +219,9 @@ def _build(cls: type, raw: dict[Any, Any], path: Path, prefix: str) -> Any:
             choices = ", ".join(sorted(known))
             raise ConfigError(f"{path}: unknown key '{dotted}' (known here: {choices})")
         expected = hints[key]
-        if isinstance(expected, type) and dataclasses.is_dataclass(expected):
+        if cls is Config and key == "sources":
+            values[key] = _sources(value, path)
+        elif isinstance(expected, type) and dataclasses.is_dataclass(expected):
             if not isinstance(value, dict):
                 raise ConfigError(f"{path}: '{dotted}' must be a mapping of keys")
             values[key] = _build(expected, value, path, prefix=f"{dotted}.")
@@ -237,6 +292,114 @@ def _coerce(value: Any, expected: Any, path: Path, key: str) -> Any:
     raise ConfigError(f"{path}: '{key}' has an unsupported type")  # pragma: no cover
 
 
+def parse_every(value: Any) -> float:
+    """A poll interval: seconds as a number, or text such as "90", "30s", "15m", "2h", "1d"."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.fullmatch(value.strip().lower())):
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2] or "s"]
+    else:
+        raise ValueError(f"must be seconds or a duration such as 15m, 2h, 1d, not {value!r}")
+    low, high = EVERY_RANGE
+    if not (math.isfinite(seconds) and low <= seconds <= high):
+        raise ValueError(f"must be between 1 second and 7 days, not {value!r}")
+    return seconds
+
+
+def _sources(raw: Any, path: Path) -> tuple[SourceConfig, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: 'sources' must be a list of sources, not {raw!r}")
+    sources = tuple(_source(entry, path, f"sources[{i}]") for i, entry in enumerate(raw))
+    seen: dict[str, str] = {}
+    for i, source in enumerate(sources):
+        folded = source.name.casefold()
+        if folded == SEEDS_SOURCE and source.kind != "folder":
+            raise ConfigError(
+                f"{path}: 'sources[{i}].name' {SEEDS_SOURCE!r} is the seeds_dir folder's name;"
+                " choose another"
+            )
+        if folded in seen:
+            raise ConfigError(
+                f"{path}: 'sources[{i}].name' {source.name!r} is already the name of"
+                f" {seen[folded]}; each source needs its own name"
+            )
+        seen[folded] = f"sources[{i}]"
+    return sources
+
+
+_SOURCE_KEYS = frozenset({"name", *SOURCE_KINDS, "every", "topics", "path", "branch"})
+
+
+def _source(raw: Any, path: Path, where: str) -> SourceConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: '{where}' must be a mapping such as {{name: world, feed: https://...}}"
+        )
+    for key in raw:
+        if key not in _SOURCE_KEYS:
+            known = ", ".join(sorted(_SOURCE_KEYS))
+            raise ConfigError(f"{path}: unknown key '{where}.{key}' (known here: {known})")
+    name = raw.get("name")
+    if not isinstance(name, str) or not _SOURCE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{path}: '{where}.name' must be 1-40 letters, digits, '.', '_' or '-'"
+            f" (starting with a letter or digit), not {name!r}"
+        )
+    kinds = [kind for kind in SOURCE_KINDS if kind in raw]
+    if len(kinds) != 1:
+        raise ConfigError(
+            f"{path}: '{where}' ({name}) needs exactly one of feed, folder or git"
+            + (f", not {' and '.join(kinds)}" if kinds else "")
+        )
+    kind = kinds[0]
+    location = raw[kind]
+    if not isinstance(location, str) or not location.strip():
+        raise ConfigError(f"{path}: '{where}.{kind}' must be a non-empty string")
+    location = location.strip()
+    if kind == "feed" and not is_http_url(location):
+        raise ConfigError(
+            f"{path}: '{where}.feed' must be an http:// or https:// URL, not {location!r}"
+        )
+    for key in ("path", "branch"):
+        if key in raw and kind != "git":
+            raise ConfigError(f"{path}: '{where}.{key}' applies to git sources only")
+        if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
+            raise ConfigError(f"{path}: '{where}.{key}' must be a non-empty string")
+    sub = raw.get("path", "").strip().strip("/")
+    if sub and (Path(sub).is_absolute() or ".." in Path(sub).parts):
+        raise ConfigError(f"{path}: '{where}.path' must be a folder inside the repository")
+    try:
+        every = parse_every(raw["every"]) if "every" in raw else DEFAULT_EVERY[kind]
+    except ValueError as exc:
+        raise ConfigError(f"{path}: '{where}.every' {exc}") from None
+    topics = _coerce(raw.get("topics"), tuple[str, ...], path, f"{where}.topics")
+    topics = tuple(t.strip() for t in topics if t.strip())
+    return SourceConfig(
+        name=name,
+        kind=kind,
+        location=location,
+        every=every,
+        topics=topics,
+        path=sub,
+        branch=raw["branch"].strip() if "branch" in raw else None,
+    )
+
+
+def all_sources(config: Config) -> tuple[SourceConfig, ...]:
+    """The configured sources, with ``seeds_dir`` as the folder source "seeds" unless a
+    configured folder source is that folder already."""
+    seeds = Path(config.seeds_dir).absolute()
+    listed = any(
+        s.kind == "folder" and Path(s.location).absolute() == seeds for s in config.sources
+    )
+    if listed or any(s.name.casefold() == SEEDS_SOURCE for s in config.sources):
+        return config.sources
+    implicit = SourceConfig(SEEDS_SOURCE, "folder", str(config.seeds_dir), DEFAULT_EVERY["folder"])
+    return (implicit, *config.sources)
+
+
 #: The most shards newsbot accepts (discord.shard_count; shard ids are below it).
 MAX_SHARDS = 65536
 
@@ -247,6 +410,10 @@ _RANGES: dict[type, dict[str, tuple[float, float]]] = {
         "max_seed_bytes": (1, 64 * 1024 * 1024),
         "refresh_seconds": (0.1, 3600),
         "claim_timeout_seconds": (1, 3600),
+        "feeds_keep_days": (1, 36500),
+        "poll_concurrency": (1, 64),
+        "feed_max_bytes": (1024, 256 * 1024 * 1024),
+        "feed_timeout_seconds": (1, 600),
     },
     SearchConfig: {
         "limit": (1, 25),  # the pages a reply's buttons go through

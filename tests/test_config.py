@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config, ConfigError, all_sources, load_config, parse_every
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,6 +37,9 @@ def test_the_shipped_default_file_documents_exactly_the_defaults() -> None:
     assert shipped.max_seed_bytes == defaults.max_seed_bytes
     assert shipped.log_level == defaults.log_level
     assert shipped.log_file == defaults.log_file
+    for key in ("sources", "feeds_keep_days", "git_dir", "poll_concurrency", "feed_max_bytes",
+                "feed_timeout_seconds", "watch_folders"):  # fmt: skip
+        assert getattr(shipped, key) == getattr(defaults, key), key
 
 
 def test_a_partial_file_changes_only_its_keys(tmp_path: Path) -> None:
@@ -157,3 +160,69 @@ def test_a_postgresql_url_is_kept_whole_and_a_path_is_taken_from_the_files_folde
     assert load_config(write(tmp_path, f"database: '{url}'\n")).database == url
     config = load_config(write(tmp_path, "database: data/news.sqlite3\n"))
     assert config.database == tmp_path / "data" / "news.sqlite3"
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+
+def test_sources_are_read_with_their_defaults_and_relative_folders(tmp_path: Path) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    config = load_config(
+        write(
+            folder,
+            "sources:\n"
+            "  - {name: world, feed: 'https://example.org/rss', topics: [World, ' ']}\n"
+            "  - {name: notes, folder: notes, every: 90}\n"
+            "  - {name: repo, git: 'https://example.org/r.git', path: /articles/, branch: dev,"
+            " every: 2h}\n",
+        )
+    )
+    world, notes, repo = config.sources
+    assert (world.kind, world.every, world.topics) == ("feed", 900.0, ("World",))
+    assert (notes.kind, notes.location, notes.every) == ("folder", str(folder / "notes"), 90.0)
+    assert (repo.kind, repo.path, repo.branch, repo.every) == ("git", "articles", "dev", 7200.0)
+    names = [s.name for s in all_sources(config)]
+    assert names == ["seeds", "world", "notes", "repo"]  # seeds_dir is the folder "seeds"
+
+
+def test_a_folder_source_that_is_seeds_dir_replaces_the_implicit_one(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, "seeds_dir: s\nsources:\n  - {name: mine, folder: s, every: 1m}\n")
+    )
+    assert [(s.name, s.every) for s in all_sources(config)] == [("mine", 60.0)]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("- {feed: 'https://a.example/'}", "'sources[0].name' must be 1-40 letters"),
+        ("- {name: 'a b', feed: 'https://a.example/'}", "'sources[0].name' must be"),
+        ("- {name: a}", "'sources[0]' (a) needs exactly one of feed, folder or git"),
+        ("- {name: a, feed: x, git: y}", "needs exactly one of feed, folder or git, not feed and"),
+        ("- {name: a, feed: 'ftp://a.example/'}", "'sources[0].feed' must be an http:// or"),
+        ("- {name: a, feed: 'https://a.example/', every: 0}", "'sources[0].every' must be between"),
+        ("- {name: a, feed: 'https://a.example/', every: soon}", "'sources[0].every' must be"),
+        ("- {name: a, folder: x, branch: main}", "'sources[0].branch' applies to git sources"),
+        ("- {name: a, git: 'https://a.example/r', path: ../up}", "'sources[0].path' must be a"),
+        ("- {name: a, feed: 'https://a.example/', colour: red}", "unknown key 'sources[0].colour'"),
+        ("- {name: a, feed: 'https://a.example/', topics: 3}", "'sources[0].topics' must be a"),
+        ("- name: a\n  feed: 'https://a.example/'\n- {name: A, folder: x}", "'sources[1].name'"),
+        ("- {name: seeds, feed: 'https://a.example/'}", "is the seeds_dir folder's name"),
+        ("- just-a-string", "'sources[0]' must be a mapping"),
+    ],
+)
+def test_bad_sources_name_the_entry_and_the_key(tmp_path: Path, entry: str, message: str) -> None:
+    path = write(tmp_path, "sources:\n" + "\n".join("  " + line for line in entry.splitlines()))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert message in str(caught.value)
+    assert str(caught.value).startswith(str(path))
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [(45, 45.0), ("45", 45.0), ("30s", 30.0), ("15m", 900.0), ("1.5h", 5400.0), ("1d", 86400.0)],
+)
+def test_poll_intervals_read_as_a_person_writes_them(text: object, seconds: float) -> None:
+    assert parse_every(text) == seconds
