@@ -9,9 +9,11 @@ videos that only have ``originalUrl``, HTML entities in titles...).
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -444,6 +446,21 @@ def _out_of_range(written: datetime) -> str:
 
 
 # --- small helpers shared with the rest of the bot ------------------------------------------
+
+
+#: The most topics an article keeps (its own first, then its source's).
+MAX_TOPICS = 10
+
+
+def with_topics(article: Article, extra: Sequence[str]) -> Article:
+    """``article`` with ``extra`` topics after its own, without repeats (case aside)."""
+    seen = {t.casefold() for t in article.topics}
+    topics = list(article.topics)
+    for topic in extra:
+        if topic.casefold() not in seen and len(topics) < MAX_TOPICS:
+            seen.add(topic.casefold())
+            topics.append(topic)
+    return dataclasses.replace(article, topics=tuple(topics))
 
 
 def clean_text(text: str, *, keep_newlines: bool = False) -> str:

@@ -29,12 +29,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from . import meaning, snapshot
+from .articles import Article
 from .config import Config
 from .loader import LoadReport, load_seeds
 from .memory import release_free_memory
 from .search import SearchIndex, unique_docs
 from .segments import IndexDoc
-from .store import Store, StoreError
+from .store import FeedApplied, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -360,33 +361,60 @@ class Library:
         *,
         progress: Callable[[int, int], None] | None = None,
         wait: bool = True,
+        topics: Sequence[str] = (),
     ) -> LoadReport:
         """Load ``paths`` (default: the configured seeds folder); then serve what the database
-        holds.
+        holds. ``topics`` are added to every file parsed (a folder source's ``topics:``).
 
         One reload at a time across every process: with ``wait`` this waits for another
         process's reload to end; without, it raises :class:`ReloadBusy`.
         """
+        async with self._exclusive(wait=wait):
+            with _event_loop_first():
+                report = await load_seeds(
+                    self.store,
+                    list(paths) if paths else [self.config.seeds_dir],
+                    max_bytes=self.config.max_seed_bytes,
+                    now=self.clock(),
+                    progress=progress,
+                    topics=topics,
+                )
+        # Whatever this load changed or not, the index now follows the database: another
+        # process may have changed it since this one last looked.
+        await self.sync_index()
+        return report
+
+    async def apply_feed(
+        self,
+        name: str,
+        items: Sequence[tuple[str, Article]],
+        *,
+        now: datetime,
+        expire_before: datetime,
+    ) -> FeedApplied:
+        """Store one poll of a feed (see :meth:`Store.apply_feed`) and serve it at once.
+
+        Under the reload lease: a seed reload plans against the corpus as it was, and a feed
+        storing in the middle would make it plan again (and again, with many busy feeds).
+        """
+        async with self._exclusive(wait=True):
+            applied = await self.store.apply_feed(name, items, now=now, expire_before=expire_before)
+        if applied.generation is not None:
+            await self.sync_index()
+        return applied
+
+    @asynccontextmanager
+    async def _exclusive(self, *, wait: bool) -> AsyncIterator[None]:
+        """One change of the corpus at a time: in this process, and by lease across all."""
         if not wait and self._reload_lock.locked():
             raise ReloadBusy("this process")
         async with self._reload_lock:
             await self._take_reload_lease(wait=wait)
             try:
-                with _event_loop_first():
-                    report = await load_seeds(
-                        self.store,
-                        list(paths) if paths else [self.config.seeds_dir],
-                        max_bytes=self.config.max_seed_bytes,
-                        now=self.clock(),
-                        progress=progress,
-                    )
+                yield
             finally:
                 with contextlib.suppress(StoreError):
                     await self.store.release_lease(RELOAD_LEASE)
-            # Whatever this load changed or not, the index now follows the database: another
-            # process may have changed it since this one last looked.
-            await self.sync_index()
-            return report
 
     async def _take_reload_lease(self, *, wait: bool) -> None:
         announced = False

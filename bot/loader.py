@@ -56,7 +56,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .articles import DEFAULT_MAX_BYTES, Article, SeedError, parse_seed, printable
+from .articles import DEFAULT_MAX_BYTES, Article, SeedError, parse_seed, printable, with_topics
 
 if TYPE_CHECKING:
     from .store import Store
@@ -70,6 +70,15 @@ _LOWER_SUFFIXES = tuple(SEED_SUFFIXES)  # for str.endswith; other cases are lowe
 _APPLY_ATTEMPTS = 3
 
 Progress = Callable[[int, int], None]
+
+#: ``articles.source_file`` of a feed's articles is this prefix and the source's name; seed
+#: files are absolute paths, so the two never meet.
+FEED_SOURCE = "feed:"
+
+
+def feed_source(name: str) -> str:
+    """What ``articles.source_file`` says of the articles of feed source ``name``."""
+    return FEED_SOURCE + name
 
 
 # --- what a reload writes: the records the store keeps for the loader ----------------------------
@@ -220,12 +229,14 @@ async def load_seeds(
     max_bytes: int = DEFAULT_MAX_BYTES,
     now: datetime,
     progress: Progress | None = None,
+    topics: Sequence[str] = (),
 ) -> LoadReport:
     """Load seed files and folders into ``store`` incrementally, in one transaction.
 
     ``now`` (aware) becomes ``first_seen`` of new URLs. ``progress(done, total)`` is called on
     the event loop's thread, at the start, about every 1% of the files and at the end (before
-    this returns). Raises :class:`bot.store.StoreError` if the store refuses the write; the
+    this returns). ``topics`` are added to the topics of every file this load parses (a
+    source's ``topics:``). Raises :class:`bot.store.StoreError` if the store refuses the write; the
     previous corpus is then intact. Rejected files are reported, not raised.
     """
     _check_aware(now)
@@ -242,7 +253,13 @@ async def load_seeds(
     for attempt in range(1, _APPLY_ATTEMPTS + 1):
         state = await store.reload_state()
         changes, report = await asyncio.to_thread(
-            _plan, path_list, _table(state.files), state.sources, max_bytes, on_progress
+            _plan,
+            path_list,
+            _table(state.files),
+            state.sources,
+            max_bytes,
+            on_progress,
+            tuple(topics),
         )
         try:
             await store.apply_reload(changes, state=state, now=now)
@@ -363,6 +380,7 @@ def _plan(
     sources: Mapping[str, str],
     max_bytes: int,
     progress: Progress | None,
+    topics: tuple[str, ...] = (),
 ) -> tuple[ReloadChanges, LoadReport]:
     """Decide what a load writes, from the store's bookkeeping ``table`` and URL ``sources``.
 
@@ -429,7 +447,9 @@ def _plan(
             record = SeedFileRecord(*row)
             if folder is None:
                 folder = record.folder  # naming a file directly does not detach it from its folder
-        files[path] = _examine(path, folder, record, max_bytes, seen_size, seen_mtime_ns)
+        files[path] = _examine(
+            path, folder, record, max_bytes, seen_size, seen_mtime_ns, topics=topics
+        )
         done += 1
         if progress is not None and (done % step == 0 or done == total):
             progress(done, total)
@@ -448,7 +468,7 @@ def _plan(
             known[path] = row
             files[path] = _recorded(row, in_scan=False)
 
-    holders = _settle_winners(files, known, kept, outside, sources, max_bytes)
+    holders = _settle_winners(files, known, kept, outside, sources, max_bytes, topics)
 
     report = LoadReport(removed=removed)
     # Kept files are unchanged winners by construction; those outside this load are not news.
@@ -490,8 +510,13 @@ def _plan(
         if not file.as_recorded and (record := file.record()) != _record(known.get(path))
     ]
     # Every kept URL is in sources: only when some are not kept can an article lose its file.
+    # A feed's articles are the feed's (see bot.sources): no seed folder's reload removes them.
     deleted = (
-        sorted(url for url in sources.keys() - kept.urls() if url not in holders)
+        sorted(
+            url
+            for url in sources.keys() - kept.urls()
+            if url not in holders and not sources[url].startswith(FEED_SOURCE)
+        )
         if len(kept) < len(sources)
         else []
     )
@@ -718,6 +743,8 @@ def _examine(
     max_bytes: int,
     size: int | None = None,
     mtime_ns: int = 0,
+    *,
+    topics: tuple[str, ...] = (),
 ) -> _File:
     """Stat a file (unless the scan did: then ``size`` and ``mtime_ns`` are a regular file's);
     read and parse it only if its bookkeeping says it may have changed."""
@@ -769,6 +796,8 @@ def _examine(
         file.error = str(SeedError(path, f"cannot parse: {type(exc).__name__}: {exc}"))
     else:
         file.url = file.article.url
+        if topics:
+            file.article = with_topics(file.article, topics)
     return file
 
 
@@ -783,6 +812,7 @@ def _settle_winners(
     outside: set[str],
     sources: Mapping[str, str],
     max_bytes: int,
+    topics: tuple[str, ...] = (),
 ) -> dict[str, list[str]]:
     """Group live files by URL, the winner first; make sure each winner's article is at hand.
 
@@ -828,7 +858,7 @@ def _settle_winners(
         )
         for path in undated:
             old = files[path]
-            fresh = _examine(path, old.folder, None, max_bytes)
+            fresh = _examine(path, old.folder, None, max_bytes, topics=topics)
             fresh.in_scan = old.in_scan
             if fresh.article is not None and (fresh.sha256, fresh.url) == (old.sha256, old.url):
                 dated[path] = fresh
@@ -848,7 +878,9 @@ def _settle_winners(
         if not needed:
             return holders
         for path in needed:
-            fresh = dated.pop(path, None) or _examine(path, files[path].folder, None, max_bytes)
+            fresh = dated.pop(path, None) or _examine(
+                path, files[path].folder, None, max_bytes, topics=topics
+            )
             fresh.in_scan = files[path].in_scan
             files[path] = fresh
 

@@ -39,7 +39,7 @@ import re
 import secrets
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -57,6 +57,7 @@ from ..loader import (
     SeedFileRecord,
     SeedFileTable,
     StaleReloadError,
+    feed_source,
 )
 from ..segments import IndexDoc
 
@@ -146,6 +147,78 @@ class SavedSearch:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceState:
+    """A live source's state between polls (see bot.sources); times are aware UTC."""
+
+    name: str
+    kind: str  # feed, folder, git
+    location: str  # as configured
+    fetch_url: str | None = None  # a feed's address after permanent redirects
+    etag: str | None = None
+    last_modified: str | None = None
+    last_poll: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None
+    failures: int = 0  # consecutive
+    next_poll: datetime | None = None
+    disabled: str | None = None  # why polling stopped
+    outcome: str | None = None  # the last successful poll's counts
+    notes: str | None = None  # its problems with single entries, one per line
+    topics: str | None = None  # the topics a folder's files were last loaded with
+
+
+@dataclass(frozen=True, slots=True)
+class FeedApplied:
+    """What storing one poll of a feed did."""
+
+    added: tuple[str, ...]  # URLs new to the store
+    updated: tuple[str, ...]  # URLs whose article changed
+    unchanged: int
+    elsewhere: int  # entries whose URL another source provides (that one keeps it)
+    expired: int  # feed articles past feeds_keep_days, removed
+    generation: int | None  # the new corpus generation, if an article changed
+
+
+#: The live sources' tables: the same SQL on both engines (each one's migrations run it).
+SOURCES_SCHEMA = """
+-- Live sources (bot.sources): what the next poll sends and when it runs, so that a restart
+-- neither fetches every feed again nor forgets a source that is failing.
+CREATE TABLE sources (
+    name          TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL,      -- feed, folder, git
+    location      TEXT NOT NULL,      -- as configured: a change of it starts the state afresh
+    fetch_url     TEXT,               -- a feed's address after permanent redirects
+    etag          TEXT,               -- the validators of the last 200, for a conditional GET
+    last_modified TEXT,
+    last_poll     TEXT,
+    last_success  TEXT,
+    last_error    TEXT,
+    failures      INTEGER NOT NULL DEFAULT 0,   -- consecutive
+    next_poll     TEXT,
+    disabled      TEXT,               -- why polling stopped (a feed answered 410 Gone)
+    outcome       TEXT,               -- the last successful poll's counts, for status views
+    notes         TEXT,               -- its problems with single entries, one per line
+    topics        TEXT                -- the source's topics its files were last loaded with
+);
+
+-- Each feed entry's id and the URL it was stored under: an entry whose link changes updates
+-- its article instead of adding a second one.
+CREATE TABLE feed_entries (
+    source    TEXT NOT NULL,
+    entry_key TEXT NOT NULL,
+    url       TEXT NOT NULL,
+    PRIMARY KEY (source, entry_key)
+);
+CREATE INDEX feed_entries_by_url ON feed_entries (url);
+-- A feed's articles, for its expiry (articles.source_file is 'feed:' and the source's name).
+CREATE INDEX articles_by_source ON articles (source_file);
+"""
+
+#: How many URLs one ``IN (...)`` list holds (both engines allow far more parameters).
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
 class CorpusChanges:
     """What changed in the corpus after a generation: articles as they are now, URLs gone."""
 
@@ -190,6 +263,12 @@ TABLES: dict[str, tuple[str, ...]] = {
         "attempts", "error", "holder", "final",
     ),
     "searches": ("id", "user_id", "query", "urls", "created_at"),
+    "sources": (
+        "name", "kind", "location", "fetch_url", "etag", "last_modified", "last_poll",
+        "last_success", "last_error", "failures", "next_poll", "disabled", "outcome", "notes",
+        "topics",
+    ),
+    "feed_entries": ("source", "entry_key", "url"),
 }  # fmt: skip
 
 
@@ -467,85 +546,20 @@ class Store(ABC):
                     for r in changes.upsert_files
                 ],
             )
-            # Topics and related links go with their article (ON DELETE CASCADE).
-            await db.executemany(
-                "DELETE FROM articles WHERE url = ?", [(u,) for u in changes.delete_articles]
-            )
-            # An upsert, not a delete and insert: that would lose first_seen.
-            await db.executemany(
-                "INSERT INTO articles (url, title, excerpt, published, provider, provider_domain,"
-                " provider_icon, image_url, quality, kind, first_seen, source_file)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (url) DO UPDATE SET title = excluded.title,"
-                " excerpt = excluded.excerpt, published = excluded.published,"
-                " provider = excluded.provider, provider_domain = excluded.provider_domain,"
-                " provider_icon = excluded.provider_icon, image_url = excluded.image_url,"
-                " quality = excluded.quality, kind = excluded.kind,"
-                " source_file = excluded.source_file",
-                [
-                    (
-                        a.url,
-                        a.title,
-                        a.excerpt,
-                        iso(a.published),
-                        a.provider,
-                        a.provider_domain,
-                        a.provider_icon,
-                        a.image_url,
-                        None if a.quality is None else float(a.quality),
-                        a.kind,
-                        now_iso,
-                        source,
-                    )
-                    for a, source in changes.upsert_articles
-                ],
-            )
-            # Only URLs that were in the store can have old topics and links; the snapshot was
-            # just checked to be current, so it says which (a cold load skips this entirely).
-            urls = [(a.url,) for a, _ in changes.upsert_articles if a.url in state.sources]
-            await db.executemany("DELETE FROM article_topics WHERE url = ?", urls)
-            await db.executemany("DELETE FROM related_links WHERE url = ?", urls)
-            await db.executemany(
-                "INSERT INTO article_topics (url, position, topic) VALUES (?, ?, ?)",
-                [
-                    (a.url, position, topic)
-                    for a, _ in changes.upsert_articles
-                    for position, topic in enumerate(a.topics)
-                ],
-            )
-            await db.executemany(
-                "INSERT INTO related_links (url, position, title, link_url, provider,"
-                " provider_domain, published, excerpt, image_url)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        a.url,
-                        position,
-                        r.title,
-                        r.url,
-                        r.provider,
-                        r.provider_domain,
-                        iso(r.published) if r.published is not None else None,
-                        r.excerpt,
-                        r.image_url,
-                    )
-                    for a, _ in changes.upsert_articles
-                    for position, r in enumerate(a.related)
-                ],
+            await self._write_articles(
+                db,
+                changes.upsert_articles,
+                changes.delete_articles,
+                stored=state.sources,
+                now_iso=now_iso,
             )
             generation: int | None = None
             if articles_change:
-                generation = int(current) + 1
                 urls_changed = [a.url for a, _ in changes.upsert_articles]
                 urls_changed += changes.delete_articles
-                if len(urls_changed) <= max(LOG_FLOOR, LOG_SHARE * len(state.sources)):
-                    await db.executemany(
-                        "INSERT INTO corpus_changes (generation, url) VALUES (?, ?)",
-                        [(generation, url) for url in urls_changed],
-                    )
-                    await self._log_generation(db, generation, now_iso, keep=LOG_GENERATIONS)
-                else:
-                    await self._log_generation(db, generation, now_iso, keep=0)
+                generation = await self._advance(
+                    db, int(current), urls_changed, len(state.sources), now_iso
+                )
         log.info(
             "%s: reload applied: %d articles written, %d deleted, %d seed files recorded",
             self.label,
@@ -553,6 +567,101 @@ class Store(ABC):
             len(changes.delete_articles),
             len(changes.upsert_files),
         )
+        return generation
+
+    async def _write_articles(
+        self,
+        db: Session,
+        upserts: Sequence[tuple[Article, str]],
+        deletes: Sequence[str],
+        *,
+        stored: Container[str],
+        now_iso: str,
+    ) -> None:
+        """Write articles (with the source that provides each) and delete URLs, inside the
+        caller's transaction; ``stored`` holds every URL the store has now."""
+        # Topics and related links go with their article (ON DELETE CASCADE).
+        await db.executemany("DELETE FROM articles WHERE url = ?", [(u,) for u in deletes])
+        # An upsert, not a delete and insert: that would lose first_seen.
+        await db.executemany(
+            "INSERT INTO articles (url, title, excerpt, published, provider, provider_domain,"
+            " provider_icon, image_url, quality, kind, first_seen, source_file)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (url) DO UPDATE SET title = excluded.title,"
+            " excerpt = excluded.excerpt, published = excluded.published,"
+            " provider = excluded.provider, provider_domain = excluded.provider_domain,"
+            " provider_icon = excluded.provider_icon, image_url = excluded.image_url,"
+            " quality = excluded.quality, kind = excluded.kind,"
+            " source_file = excluded.source_file",
+            [
+                (
+                    a.url,
+                    a.title,
+                    a.excerpt,
+                    iso(a.published),
+                    a.provider,
+                    a.provider_domain,
+                    a.provider_icon,
+                    a.image_url,
+                    None if a.quality is None else float(a.quality),
+                    a.kind,
+                    now_iso,
+                    source,
+                )
+                for a, source in upserts
+            ],
+        )
+        # Only URLs that were in the store can have old topics and links; ``stored`` was just
+        # checked to be current, so it says which (a cold load skips this entirely).
+        urls = [(a.url,) for a, _ in upserts if a.url in stored]
+        await db.executemany("DELETE FROM article_topics WHERE url = ?", urls)
+        await db.executemany("DELETE FROM related_links WHERE url = ?", urls)
+        await db.executemany(
+            "INSERT INTO article_topics (url, position, topic) VALUES (?, ?, ?)",
+            [
+                (a.url, position, topic)
+                for a, _ in upserts
+                for position, topic in enumerate(a.topics)
+            ],
+        )
+        await db.executemany(
+            "INSERT INTO related_links (url, position, title, link_url, provider,"
+            " provider_domain, published, excerpt, image_url)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    a.url,
+                    position,
+                    r.title,
+                    r.url,
+                    r.provider,
+                    r.provider_domain,
+                    iso(r.published) if r.published is not None else None,
+                    r.excerpt,
+                    r.image_url,
+                )
+                for a, _ in upserts
+                for position, r in enumerate(a.related)
+            ],
+        )
+
+    async def _advance(
+        self, db: Session, current: int, urls_changed: Sequence[str], size: int, now_iso: str
+    ) -> int:
+        """Move the corpus past ``current`` after ``urls_changed`` changed; the new generation.
+
+        The URLs are logged for other processes' indexes unless they are a large share of a
+        corpus of ``size`` articles (those processes then read everything back).
+        """
+        generation = current + 1
+        if len(urls_changed) <= max(LOG_FLOOR, LOG_SHARE * size):
+            await db.executemany(
+                "INSERT INTO corpus_changes (generation, url) VALUES (?, ?)",
+                [(generation, url) for url in urls_changed],
+            )
+            await self._log_generation(db, generation, now_iso, keep=LOG_GENERATIONS)
+        else:
+            await self._log_generation(db, generation, now_iso, keep=0)
         return generation
 
     async def _log_generation(
@@ -571,6 +680,149 @@ class Store(ABC):
 
     #: Appended to the generation check in apply_reload: PostgreSQL locks the row with it.
     _lock_row_suffix = ""
+
+    # --- live sources ---------------------------------------------------------------------------
+
+    async def source_states(self) -> dict[str, SourceState]:
+        """Every source's saved state, by name (sources never polled have none)."""
+        async with self.session("reading the sources' state") as db:
+            rows = await db.fetch(f"SELECT {', '.join(TABLES['sources'])} FROM sources")
+        return {row[0]: _source_state(row) for row in rows}
+
+    async def source_state(self, name: str) -> SourceState | None:
+        async with self.session(f"reading the state of source {name}") as db:
+            rows = await db.fetch(
+                f"SELECT {', '.join(TABLES['sources'])} FROM sources WHERE name = ?", (name,)
+            )
+        return _source_state(rows[0]) if rows else None
+
+    async def save_source_state(self, state: SourceState) -> None:
+        columns = TABLES["sources"]
+        values = (
+            state.name, state.kind, state.location, state.fetch_url, state.etag,
+            state.last_modified, _iso_or_none(state.last_poll),
+            _iso_or_none(state.last_success), state.last_error, state.failures,
+            _iso_or_none(state.next_poll), state.disabled, state.outcome, state.notes,
+            state.topics,
+        )  # fmt: skip
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+        async with self.session(f"saving the state of source {state.name}", write=True) as db:
+            await db.execute(
+                f"INSERT INTO sources ({', '.join(columns)})"
+                f" VALUES ({', '.join('?' * len(columns))})"
+                f" ON CONFLICT (name) DO UPDATE SET {updates}",
+                values,
+            )
+
+    async def forget_file_hashes(self, folder: str) -> None:
+        """Make the next load of ``folder`` parse every file again (its source's topics
+        changed): a file whose row has no hash is read, whatever its size and mtime."""
+        async with self.session(f"marking {folder} to be read again", write=True) as db:
+            await db.execute("UPDATE seed_files SET sha256 = NULL WHERE folder = ?", (folder,))
+
+    async def apply_feed(
+        self,
+        name: str,
+        items: Sequence[tuple[str, Article]],
+        *,
+        now: datetime,
+        expire_before: datetime,
+    ) -> FeedApplied:
+        """Store one poll of feed source ``name`` in one transaction: ``items`` are (entry key,
+        article), the feed's entries.
+
+        A URL another source provides (a seed file, another feed) stays that source's. An
+        entry whose key was stored under another URL moves its article to the new one. This
+        feed's articles published before ``expire_before`` are removed. New URLs get
+        ``first_seen = now``, which is what the digest reports as new.
+        """
+        label = feed_source(name)
+        now_iso = iso(now)
+        async with self.session(f"{self.label}: storing feed {name}", write=True) as db:
+            current = int(
+                await db.fetchval(
+                    "SELECT generation FROM corpus_state WHERE id = 1" + self._lock_row_suffix
+                )
+            )
+            urls = list(dict.fromkeys(a.url for _key, a in items))
+            owners: dict[str, str] = {}
+            mine: dict[str, Article] = {}
+            for start in range(0, len(urls), _IN_CHUNK):
+                chunk = urls[start : start + _IN_CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                rows = await db.fetch(
+                    f"SELECT url, source_file FROM articles WHERE url IN ({marks})", chunk
+                )
+                owners.update((url, source) for url, source in rows)
+                where = f"WHERE a.url IN ({marks}) AND a.source_file = ?"
+                found = [await db.fetch(sql, (*chunk, label)) for sql in article_queries(where)]
+                mine.update((a.url, a) for a in hydrate(*found))
+            keys = dict(
+                await db.fetch("SELECT entry_key, url FROM feed_entries WHERE source = ?", (name,))
+            )
+            moved: list[str] = []  # old URLs of entries whose link changed
+            upserts: list[tuple[Article, str]] = []
+            added: list[str] = []
+            updated: list[str] = []
+            entries: list[tuple[str, str, str]] = []
+            unchanged = elsewhere = 0
+            for key, article in items:
+                owner = owners.get(article.url)
+                if owner is not None and owner != label:
+                    elsewhere += 1
+                    continue
+                entries.append((name, key, article.url))
+                old_url = keys.get(key)
+                if old_url is not None and old_url != article.url and old_url not in urls:
+                    moved.append(old_url)
+                if owner is None:
+                    upserts.append((article, label))
+                    (updated if old_url is not None and old_url != article.url else added).append(
+                        article.url
+                    )
+                elif mine.get(article.url) != article:
+                    upserts.append((article, label))
+                    updated.append(article.url)
+                else:
+                    unchanged += 1
+            # Only this feed's own articles move with their entry.
+            moved = [
+                url
+                for url in dict.fromkeys(moved)
+                if await db.fetchval(
+                    "SELECT 1 FROM articles WHERE url = ? AND source_file = ?", (url, label)
+                )
+            ]
+            expired = [
+                url
+                for (url,) in await db.fetch(
+                    "SELECT url FROM articles WHERE source_file = ? AND published < ?",
+                    (label, iso(expire_before)),
+                )
+            ]
+            deletes = list(dict.fromkeys([*moved, *expired]))
+            await self._write_articles(db, upserts, deletes, stored=owners, now_iso=now_iso)
+            await db.executemany(
+                "DELETE FROM feed_entries WHERE url = ?", [(url,) for url in deletes]
+            )
+            await db.executemany(
+                "INSERT INTO feed_entries (source, entry_key, url) VALUES (?, ?, ?)"
+                " ON CONFLICT (source, entry_key) DO UPDATE SET url = excluded.url",
+                entries,
+            )
+            generation: int | None = None
+            if upserts or deletes:
+                size = int(await db.fetchval("SELECT count(*) FROM articles"))
+                changed = [a.url for a, _ in upserts] + deletes
+                generation = await self._advance(db, current, changed, size, now_iso)
+        return FeedApplied(
+            added=tuple(added),
+            updated=tuple(updated),
+            unchanged=unchanged,
+            elsewhere=elsewhere,
+            expired=len(expired),
+            generation=generation,
+        )
 
     # --- guild settings -------------------------------------------------------------------------
 
@@ -1081,6 +1333,32 @@ def iso(value: datetime) -> str:
 # Everything is stored by iso(), in UTC with an explicit offset, so no conversion is needed
 # back; this is on the hot path of reading the corpus (one call per article and related link).
 _dt = datetime.fromisoformat
+
+
+def _iso_or_none(value: datetime | None) -> str | None:
+    return None if value is None else iso(value)
+
+
+def _source_state(row: Sequence[Any]) -> SourceState:
+    (name, kind, location, fetch_url, etag, last_modified, last_poll, last_success,
+     last_error, failures, next_poll, disabled, outcome, notes, topics) = row  # fmt: skip
+    return SourceState(
+        name=name,
+        kind=kind,
+        location=location,
+        fetch_url=fetch_url,
+        etag=etag,
+        last_modified=last_modified,
+        last_poll=_dt(last_poll) if last_poll else None,
+        last_success=_dt(last_success) if last_success else None,
+        last_error=last_error,
+        failures=int(failures),
+        next_poll=_dt(next_poll) if next_poll else None,
+        disabled=disabled,
+        outcome=outcome,
+        notes=notes,
+        topics=topics,
+    )
 
 
 def _local_date(value: date | str) -> str:

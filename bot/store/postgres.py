@@ -25,6 +25,7 @@ import asyncpg
 
 from ..segments import IndexDoc
 from .base import (
+    SOURCES_SCHEMA,
     Session,
     Store,
     StoreError,
@@ -170,9 +171,11 @@ CREATE TABLE index_snapshots (
 );
 """
 
+_MIGRATION_3 = SOURCES_SCHEMA
+
 #: Schema scripts; ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 #: Append only: never edit a script that has shipped.
-MIGRATIONS: tuple[str, ...] = (_MIGRATION_1, _MIGRATION_2)
+MIGRATIONS: tuple[str, ...] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -29,6 +29,7 @@ import aiosqlite
 from ..segments import IndexDoc
 from .base import (
     CORPUS_STATE_SQL,
+    SOURCES_SCHEMA,
     CorpusChanges,
     Session,
     Store,
@@ -199,6 +200,8 @@ CREATE TABLE index_snapshots (
 );
 """
 
+_MIGRATION_6 = SOURCES_SCHEMA
+
 #: Schema scripts; ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 #: Append only: never edit a script that has shipped.
 MIGRATIONS: tuple[str, ...] = (
@@ -207,6 +210,7 @@ MIGRATIONS: tuple[str, ...] = (
     _MIGRATION_3,
     _MIGRATION_4,
     _MIGRATION_5,
+    _MIGRATION_6,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
