@@ -9,9 +9,11 @@
     newsbot migrate --to postgresql://...   # copy the database to PostgreSQL
     newsbot sync [--global]                 # publish the slash commands
     newsbot backup FILE [--force]           # a consistent copy of the live database
+    newsbot sources [poll [NAME ...]]       # the live sources' state; poll them now
 
-Exit status: 0 done, 1 some seed file was rejected, 2 a usage or setup error (one line on
-stderr, never a traceback), 141 stdout was closed early (``| head``), 130 interrupted.
+Exit status: 0 done, 1 some seed file was rejected (or a source failed its poll), 2 a usage
+or setup error (one line on stderr, never a traceback), 141 stdout was closed early
+(``| head``), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ environment:
 _EXIT_CODES = """\
 exit status:
   0    done
-  1    a seed file or path was rejected (the others were loaded)
+  1    a seed file or path was rejected (the others were loaded), or a source's poll failed
   2    a usage or setup error: one line on stderr (bad option, missing config, no token,
        unreadable database, Discord out of reach)
   130  interrupted (Ctrl-C)
@@ -227,6 +229,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backup.add_argument("file", type=Path, metavar="FILE", help="where to write the copy")
     backup.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+
+    sources = _command(
+        commands,
+        "sources",
+        "list the live sources (feeds, folders, git) and their state, or poll them now",
+        example="newsbot --config newsbot.yaml sources poll world-news",
+    )
+    sources.add_argument(
+        "action", nargs="?", choices=("list", "poll"), default="list", help="default: list"
+    )
+    sources.add_argument("names", nargs="*", metavar="NAME", help="sources to poll (default: all)")
     return parser
 
 
@@ -328,6 +341,8 @@ async def _async_dispatch(args: argparse.Namespace, config: Config) -> int:
         if args.command == "digest":
             await library.ensure_loaded()
             return await _digest(library, args, config)
+        if args.command == "sources":
+            return await _sources(library, args, config)
     raise UsageError(f"unknown command {args.command!r}")  # pragma: no cover
 
 
@@ -354,6 +369,11 @@ async def _open_library(args: argparse.Namespace, config: Config) -> AsyncIterat
     from .library import Library
 
     searchable = args.command == "search"
+    if args.command == "sources":
+        # Polls write articles; no index is needed for that (the bots follow the database).
+        async with Library.open(config, searchable=False) as library:
+            yield library
+        return
     async with contextlib.AsyncExitStack() as stack:
         if args.command in ("search", "digest") and not is_database_url(config.database):
             try:
@@ -490,6 +510,29 @@ def _render_hits(library: Any, query: str, articles: list[Article]) -> str:
             parts.append(f"{number:>3}. {article.title} ({source}, {article.published:%Y-%m-%d})")
             parts.append(f"     {article.url}")
     return "\n".join(parts)
+
+
+async def _sources(library: Any, args: argparse.Namespace, config: Config) -> int:
+    from .sources import SourcePoller, status_lines
+
+    async with SourcePoller(library, config) as poller:
+        if args.action == "list":
+            if args.names:
+                raise UsageError("`newsbot sources` lists every source; to poll some: sources poll")
+            rows = await poller.states()
+            lines = status_lines(rows, datetime.now(UTC), watched=config.watch_folders)
+            print("\n".join(lines))
+            return EXIT_OK
+        unknown = poller.unknown(args.names)
+        if unknown:
+            known = ", ".join(poller.sources) or "none"
+            raise UsageError(f"no source named {unknown[0]!r} in the config (sources: {known})")
+        results = await poller.poll_many(args.names)
+    for result in results:
+        print(f"{result.name}: {result.summary()}")
+        for note in result.notes:
+            print(f"  note: {note}")
+    return EXIT_REJECTED if any(r.failed for r in results) else EXIT_OK
 
 
 async def _digest(library: Any, args: argparse.Namespace, config: Config) -> int:

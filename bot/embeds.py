@@ -30,7 +30,10 @@ from urllib.parse import urlsplit
 import discord
 
 from .articles import Article, RelatedLink
+from .config import SourceConfig
 from .digest import parse_timezone
+from .sources import health, shown_location
+from .store import SourceState
 
 # --- Discord's limits (https://discord.com/developers/docs/resources/message#embed-object) ---
 TITLE_LIMIT = 256
@@ -261,6 +264,71 @@ def digest_embed(
     )
     _apply(embed, packed)
     return embed
+
+
+#: How /sources status marks each source's health.
+_HEALTH_MARK = {"ok": "🟢", "new": "⚪", "failing": "🟠", "disabled": "🔴"}
+
+
+def sources_embed(
+    rows: Sequence[tuple[SourceConfig, SourceState]], *, polling: Sequence[str] = ()
+) -> discord.Embed:
+    """/sources status: each source with its health, last success, last error and next poll
+    (Discord's own timestamps: every reader sees them in their time zone, relative)."""
+    failing = sum(1 for _source, state in rows if health(state) in ("failing", "disabled"))
+    embed = discord.Embed(
+        title="News sources",
+        description=(
+            f"{len(rows)} {_plural(len(rows), 'source', 'sources')}"
+            + (f", {failing} failing" if failing else ", all well")
+        ),
+        colour=discord.Colour.orange() if failing else BRAND_COLOUR,
+    )
+    fields = [_source_field(source, state, source.name in polling) for source, state in rows]
+    overflow = len(fields) - (FIELD_COUNT_LIMIT - 1)
+    if overflow > 0:  # keep the last field for a count of the rest
+        fields = fields[: FIELD_COUNT_LIMIT - 1]
+    for name, value in fields:
+        if embed_size(embed) + len(name) + len(value) > EMBED_TOTAL_LIMIT - 100:
+            overflow = max(overflow, 0) + 1
+            continue
+        embed.add_field(name=name, value=value, inline=False)
+    if overflow > 0:
+        embed.add_field(
+            name=_CONTINUATION,
+            value=f"{ELLIPSIS}and {overflow} more (`newsbot sources` lists them all)",
+            inline=False,
+        )
+    return embed
+
+
+def _source_field(source: SourceConfig, state: SourceState, polling: bool) -> tuple[str, str]:
+    state_of = health(state)
+    kind = "folder, watched" if source.kind == "folder" else source.kind
+    name = truncate(f"{_HEALTH_MARK[state_of]} {source.name} ({kind})", FIELD_NAME_LIMIT)
+    lines = [_escape(truncate(shown_location(source), 200), keep_urls=True)]
+    if state.last_success is not None:
+        lines.append(f"Last success {_stamp(state.last_success)}")
+    elif state_of == "new":
+        lines.append("Not polled yet")
+    if state.outcome:
+        lines.append(f"Last poll: {_escape(truncate(state.outcome, 200), keep_urls=False)}")
+    if state.disabled:
+        lines.append(f"**Disabled:** {_escape(truncate(state.disabled, 300), keep_urls=False)}")
+    elif state.last_error:
+        times = f" ({state.failures} in a row)" if state.failures > 1 else ""
+        error = _escape(truncate(state.last_error, 300), keep_urls=False)
+        lines.append(f"**Last error{times}:** {error}")
+    if polling:
+        lines.append("Polling now")
+    elif state.next_poll is not None and not state.disabled:
+        lines.append(f"Next poll {_stamp(state.next_poll)}")
+    return name, truncate("\n".join(lines), FIELD_VALUE_LIMIT)
+
+
+def _stamp(moment: datetime) -> str:
+    """A Discord timestamp: '<t:1700000000:R>' reads "3 minutes ago" in every client."""
+    return f"<t:{int(moment.timestamp())}:R>"
 
 
 def no_hits_text(query: str, suggestions: Sequence[str], *, within: str | None = None) -> str:

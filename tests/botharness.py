@@ -81,6 +81,8 @@ def make_config(tmp_path: Path, **changes: Any) -> Config:
         search=SearchConfig(cooldown_seconds=0),
         digest=DigestConfig(check_seconds=0.05),
         discord=DiscordConfig(guild_ids=(GUILD_ID,), moderator_role_ids=(MOD_ROLE,)),
+        # Tests change seed files and then reload by hand; those of live sources watch.
+        watch_folders=False,
     )
     return dataclasses.replace(config, **changes)
 
