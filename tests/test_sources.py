@@ -355,6 +355,7 @@ def _git(*args: str, cwd: Path) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="the git command is not installed")
 async def test_a_git_source_is_cloned_pulled_and_loaded(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / "news").mkdir(parents=True)
