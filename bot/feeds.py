@@ -82,6 +82,9 @@ class FeedItem:
     # The entry's identity across polls: guid / atom:id / JSON id; the link when it has none.
     key: str
     article: Article
+    # The entry had no usable date and is dated ``now``: a later poll must keep the date it
+    # was first stored with, or the story would move to the top at every poll.
+    dated_when_fetched: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +204,7 @@ class _Builder:
                 topics=_topics((*entry.tags, *self.topics)),
                 related=(),
             )
-            items.append(FeedItem(key=key, article=article))
+            items.append(FeedItem(key=key, article=article, dated_when_fetched=bool(date_problem)))
 
         unusable = sum(skipped.values())
         if entries and unusable == len(entries):

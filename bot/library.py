@@ -23,7 +23,7 @@ import gc
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -391,6 +391,7 @@ class Library:
         *,
         now: datetime,
         expire_before: datetime,
+        undated: Container[str] = (),
     ) -> FeedApplied:
         """Store one poll of a feed (see :meth:`Store.apply_feed`) and serve it at once.
 
@@ -398,7 +399,9 @@ class Library:
         storing in the middle would make it plan again (and again, with many busy feeds).
         """
         async with self._exclusive(wait=True):
-            applied = await self.store.apply_feed(name, items, now=now, expire_before=expire_before)
+            applied = await self.store.apply_feed(
+                name, items, now=now, expire_before=expire_before, undated=undated
+            )
         if applied.generation is not None:
             await self.sync_index()
         return applied

@@ -437,6 +437,7 @@ class SourcePoller:
             [(item.key, item.article) for item in parsed.items],
             now=now,
             expire_before=expire_before,
+            undated={item.article.url for item in parsed.items if item.dated_when_fetched},
         )
         result = PollResult(
             source.name,

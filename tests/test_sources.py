@@ -416,6 +416,13 @@ async def test_dates_in_the_future_or_unreadable_are_dated_when_fetched_and_note
         assert before <= outcome["stored"][url].published <= datetime.now(UTC)
     notes = outcome["states"]["f"].notes or ""
     assert "future" in notes and "date" in notes
+    # The feed changes (a new entry): the undated ones keep the date they were first given,
+    # rather than rising to the top again at every poll.
+    server.set_feed("/f.xml", rss([entry(3), future, undated]))
+    again = await poll(config)
+    assert (again["results"]["f"].added, again["results"]["f"].unchanged) == (1, 2)
+    for url in ("https://news.example.org/story/1", "https://news.example.org/story/2"):
+        assert again["stored"][url].published == outcome["stored"][url].published
 
 
 async def test_a_server_sending_a_byte_a_second_and_an_unknown_host_fail_alone(

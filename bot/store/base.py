@@ -32,6 +32,7 @@ Design notes:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -727,9 +728,11 @@ class Store(ABC):
         *,
         now: datetime,
         expire_before: datetime,
+        undated: Container[str] = (),
     ) -> FeedApplied:
         """Store one poll of feed source ``name`` in one transaction: ``items`` are (entry key,
-        article), the feed's entries.
+        article), the feed's entries. The articles of ``undated`` URLs were dated ``now`` for
+        want of a date: one stored already keeps the date it has.
 
         A URL another source provides (a seed file, another feed) stays that source's. An
         entry whose key was stored under another URL moves its article to the new one. This
@@ -775,12 +778,15 @@ class Store(ABC):
                 old_url = keys.get(key)
                 if old_url is not None and old_url != article.url and old_url not in urls:
                     moved.append(old_url)
+                stored = mine.get(article.url)
                 if owner is None:
                     upserts.append((article, label))
-                    (updated if old_url is not None and old_url != article.url else added).append(
-                        article.url
-                    )
-                elif mine.get(article.url) != article:
+                    moved_here = old_url is not None and old_url != article.url
+                    (updated if moved_here else added).append(article.url)
+                    continue
+                if stored is not None and article.url in undated:
+                    article = dataclasses.replace(article, published=stored.published)
+                if stored != article:
                     upserts.append((article, label))
                     updated.append(article.url)
                 else:
