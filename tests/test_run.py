@@ -155,3 +155,69 @@ async def test_newsbot_run_stopped_while_its_shards_log_in_stops_at_once(
         assert "stopped while connecting" in log
         assert fake.identify_count == 1  # the waiting shard never logged in
         assert "Traceback" not in log
+
+
+async def test_newsbot_run_serves_a_feed_and_a_watched_folder_as_they_change(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime
+
+    from tests.feedserver import FeedServer, rss
+
+    def story(word: str) -> dict[str, object]:
+        return {
+            "title": f"Observatory confirms {word} comet sighting",
+            "link": f"https://sky.example.org/{word}",
+            "id": word,
+            "summary": "Seen from the ridge.",
+            "published": datetime.now(UTC),
+        }
+
+    async def answer(fake: FakeDiscord, query: str, title_start: str) -> None:
+        for _ in range(300):
+            iid = await fake.slash("news", {"query": query})
+            embeds = (await fake.wait_for_callback(iid, timeout=10)).json["data"].get("embeds")
+            if embeds and embeds[0]["title"].startswith(title_start):
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{query!r} never answered with {title_start!r}")
+
+    async with FakeDiscord(guilds=[make_guild()], token=TOKEN) as fake, FeedServer() as feeds:
+        feeds.set_feed("/sky.xml", rss([story("vermilion")], title="Sky Desk"))
+        config = write_config(tmp_path, fake)
+        notes = tmp_path / "notes"
+        notes.mkdir()
+        config.write_text(
+            config.read_text(encoding="utf-8")
+            + f"sources:\n  - {{name: sky, feed: '{feeds.url('/sky.xml')}', every: 1s}}\n"
+            + "  - {name: notes, folder: notes}\n",
+            encoding="utf-8",
+        )
+        env = {k: v for k, v in os.environ.items() if k != "NEWSBOT_CONFIG"}
+        env |= {"DISCORD_TOKEN": TOKEN, "PYTHONPATH": str(REPO)}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "--config", str(config), "run",
+            cwd=tmp_path, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            await fake.wait_until_connected(timeout=30)
+            await answer(fake, "vermilion comet", "Observatory confirms vermilion")
+            feeds.set_feed("/sky.xml", rss([story("cobalt"), story("vermilion")]))
+            await answer(fake, "cobalt comet", "Observatory confirms cobalt")
+            seed = next((REPO / "tests" / "data" / "seeds").glob("*.md")).read_text("utf-8")
+            lines = seed.splitlines()
+            for i, line in enumerate(lines):
+                if line.startswith("title:"):
+                    lines[i] = 'title: "Lantern festival lights the harbour"'
+                elif line.startswith("webUrl:"):
+                    lines[i] = 'webUrl: "https://example.org/lantern"'
+            (notes / "2026-11-28-lantern.md").write_text("\n".join(lines), encoding="utf-8")
+            await answer(fake, "lantern festival harbour", "Lantern festival")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            output, _ = await asyncio.wait_for(process.communicate(), 30)
+        log = output.decode()
+        assert process.returncode == 0, log
+        assert "Traceback" not in log
+        assert feeds.conditional["/sky.xml"] >= 1
