@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -259,6 +260,8 @@ class SourcePoller:
         self._active: set[str] = set()  # every poll of this process, running now
         self._again: set[str] = set()  # asked for again while being polled
         self._first_due: dict[str, datetime] = {}  # sources never polled: when to start
+        self._known: dict[str, SourceState] = {}  # each source's state as last read or saved
+        self._read_at = 0.0  # when _known was last read whole (monotonic)
         self._wake = asyncio.Event()
 
     async def close(self) -> None:
@@ -331,12 +334,17 @@ class SourcePoller:
         store = self.library.store
         holder = await store.take_lease(source_lease(name), now=self.clock())
         if holder is not None:
+            # Another process polls it: the schedule looks again in a while, not at once.
+            known = self._known.get(name) or fresh_state(source)
+            later = self.clock() + timedelta(seconds=min(source.every, SCHEDULER_MAX_SLEEP))
+            self._known[name] = replace(known, next_poll=later)
             return PollResult(name, source.kind, skipped=f"being polled by {holder}")
         try:
             # Read under the lease: a process that just finished polling it has saved its
             # state, and it may not be due any more.
             state = current_state(source, await store.source_state(name))
             if not force and not is_due(state, self.clock()):
+                self._known[name] = state  # another process polled it meanwhile
                 return PollResult(name, source.kind, skipped="not due")
             result, state = await self._poll(source, state)
             await self._record(source, state, result)
@@ -493,8 +501,12 @@ class SourcePoller:
             await self.library.store.save_source_state(state)
         except StoreError as exc:
             log.warning("could not save the state of source %s: %s", source.name, exc)
+        self._known[source.name] = state
         if result.failed:
             log.warning("source %s: %s", source.name, result.summary())
+        elif result.not_modified or result.skipped:
+            # Hundreds of feeds answer 304 every few minutes: not worth a line each.
+            log.debug("source %s: %s", source.name, result.summary())
         else:
             log.info("source %s: %s", source.name, result.summary())
 
@@ -528,7 +540,14 @@ class SourcePoller:
         """Start the polls that are due; the seconds until the next one is."""
         now = self.clock()
         soonest = SCHEDULER_MAX_SLEEP
-        for source, state in await self.states():
+        if time.monotonic() >= self._read_at + SCHEDULER_MAX_SLEEP or not self._known:
+            # Every source's state from the database now and then (another process polls
+            # too); in between, this process's own polls keep what it knows up to date, so
+            # that a poll ending does not cost a read of every source's row.
+            self._known = {s.name: st for s, st in await self.states()}
+            self._read_at = time.monotonic()
+        for source in self.sources.values():
+            state = self._known.get(source.name) or fresh_state(source)
             if source.name in self._running or state.disabled is not None:
                 continue
             due = state.next_poll
