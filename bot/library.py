@@ -52,6 +52,11 @@ APPLY_SLICE_SECONDS = 0.0005
 # A merged index is saved for the next start when the saved one is this many generations
 # behind: well inside the change log (LOG_GENERATIONS), so a start never reads everything back.
 SNAPSHOT_EVERY = 64
+# ...and at most once per this many seconds (busy feeds move the corpus a generation per
+# poll: saving the whole index every 64 of them would cost more than the polls), unless it
+# falls SNAPSHOT_AT_MOST generations behind, still inside the change log.
+SNAPSHOT_MIN_SECONDS = 120.0
+SNAPSHOT_AT_MOST = 192
 
 
 def _settle_memory() -> None:
@@ -110,6 +115,7 @@ class Library:
         self._readonly = readonly
         #: The generation of the index snapshot saved in the database (as far as we know).
         self._saved_generation = 0
+        self._saved_at = -SNAPSHOT_MIN_SECONDS  # when this process last saved one (monotonic)
         # One reload at a time in this process; the database lease covers the others.
         self._reload_lock = asyncio.Lock()
         # One index refresh at a time: a reload and the watcher may both notice a change.
@@ -215,6 +221,13 @@ class Library:
         _settle_memory()
         return True
 
+    def _snapshot_due(self, generation: int) -> bool:
+        behind = generation - self._saved_generation
+        if behind >= SNAPSHOT_AT_MOST:
+            return True
+        recent = time.monotonic() - self._saved_at < SNAPSHOT_MIN_SECONDS
+        return behind >= SNAPSHOT_EVERY and not recent
+
     def _build(self, docs: Iterable[IndexDoc]) -> SearchIndex:
         return SearchIndex.build(docs, embedder=self._meaning())
 
@@ -255,6 +268,7 @@ class Library:
         finally:
             release_free_memory()  # the bytes were a transient copy of the whole index
         self._saved_generation = generation
+        self._saved_at = time.monotonic()
         log.info("saved the index of generation %d for the next start", generation)
 
     async def sync_index(self) -> bool:
@@ -286,7 +300,7 @@ class Library:
                     # do not (they read the version being merged).
                     index = await asyncio.to_thread(index.merged)
                     self._swap(index, changes.generation)
-                    if changes.generation - self._saved_generation >= SNAPSHOT_EVERY:
+                    if self._snapshot_due(changes.generation):
                         await self._save_snapshot(index, changes.generation)
         return True
 
