@@ -18,6 +18,21 @@ Payload shapes were read from discord.py 2.7.1 (``http.py``, ``gateway.py``, ``s
   the first, and a re-IDENTIFY after an invalidated session); RESUME does not sleep.
 * A persistent ``DynamicItem`` only fires if the clicked message's ``components`` contain a
   component with that ``custom_id`` (``View.from_message``); ``click`` sends one.
+
+Threads and forums (``FakeChannel.thread``/``FakeChannel.forum``; Discord's docs, topics/threads):
+
+* GUILD_CREATE lists threads under ``threads``, not ``channels``, and only active ones the bot
+  may see. discord.py keeps no object for the others (``get_channel`` is None; ``fetch_channel``
+  works), and drops a thread from its cache when THREAD_UPDATE says it was archived.
+* A thread has its parent's permissions; SEND_MESSAGES does not count there,
+  SEND_MESSAGES_IN_THREADS does. A post to an archived thread unarchives it (THREAD_UPDATE);
+  to a locked one it is refused (50083 if also archived, else 160005) without MANAGE_THREADS.
+* ``ForumChannel.create_thread`` is ``POST /channels/{forum}/threads?use_nested_fields=1`` with
+  ``{name, auto_archive_duration, rate_limit_per_user: null, type: 11, message: {...}}``; the
+  answer must hold ``message``, and the thread's id is its starter message's. discord.py does not
+  cache the new thread: THREAD_CREATE (sent here before the answer) does.
+* A message keeps the ``allowed_mentions`` it was sent with (not a Discord field), and its
+  ``mentions``/``mention_roles``/``mention_everyone`` are worked out as Discord would.
 """
 
 from __future__ import annotations
@@ -56,12 +71,21 @@ MANAGE_MESSAGES = 1 << 13
 EMBED_LINKS = 1 << 14
 ATTACH_FILES = 1 << 15
 READ_MESSAGE_HISTORY = 1 << 16
+MENTION_EVERYONE = 1 << 17
 USE_APPLICATION_COMMANDS = 1 << 31
+MANAGE_THREADS = 1 << 34
+CREATE_PUBLIC_THREADS = 1 << 35
+CREATE_PRIVATE_THREADS = 1 << 36
+SEND_MESSAGES_IN_THREADS = 1 << 38
 ALL_PERMISSIONS = discord.Permissions.all().value
-#: What an ordinary member has: can read, talk and use commands, cannot manage the guild.
+#: What an ordinary member has: can read, talk (in threads too) and use commands, cannot manage
+#: the guild. Like Discord's default @everyone, it may start threads but not ping @everyone.
 PLAIN_MEMBER = (
     VIEW_CHANNEL
     | SEND_MESSAGES
+    | SEND_MESSAGES_IN_THREADS
+    | CREATE_PUBLIC_THREADS
+    | CREATE_PRIVATE_THREADS
     | EMBED_LINKS
     | ATTACH_FILES
     | READ_MESSAGE_HISTORY
@@ -78,6 +102,25 @@ ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
 
 # Callback types: 4 message, 5 deferred message, 6 deferred update, 7 update, 8 autocomplete.
 _MESSAGE_CALLBACKS = (4, 5)
+
+# Channel types (https://discord.com/developers/docs/resources/channel#channel-object-channel-types).
+GUILD_TEXT = 0
+GUILD_VOICE = 2
+GUILD_CATEGORY = 4
+GUILD_ANNOUNCEMENT = 5
+ANNOUNCEMENT_THREAD = 10
+PUBLIC_THREAD = 11
+PRIVATE_THREAD = 12
+GUILD_FORUM = 15
+GUILD_MEDIA = 16
+THREAD_TYPES = frozenset({ANNOUNCEMENT_THREAD, PUBLIC_THREAD, PRIVATE_THREAD})
+FORUM_TYPES = frozenset({GUILD_FORUM, GUILD_MEDIA})
+#: Channel flag of a forum whose posts need a tag; thread flag of a post pinned in its forum.
+REQUIRE_TAG = 1 << 4
+PINNED = 1 << 1
+ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)  # minutes, what auto_archive_duration accepts
+HAS_THREAD = 1 << 5  # message flag: a thread was started from this message
+MAX_CONTENT = 2000
 
 
 @dataclass
@@ -101,14 +144,59 @@ class FakeUser:
 
 @dataclass
 class FakeChannel:
+    """A guild channel, or a thread (type 10/11/12, ``parent_id`` its text or forum channel).
+
+    Threads live in ``FakeGuild.channels`` too; the GUILD_CREATE payload lists the active ones
+    the bot may see under ``threads``, as Discord does. ``FakeChannel.thread(...)`` and
+    ``FakeChannel.forum(...)`` build the usual cases.
+    """
+
     id: int
     name: str
-    type: int = 0  # 0 text, 2 voice, 4 category, 5 announcement
+    #: 0 text, 2 voice, 4 category, 5 announcement, 10/11/12 announcement/public/private
+    #: thread, 15 forum, 16 media.
+    type: int = GUILD_TEXT
     position: int = 0
     topic: str | None = None
+    #: The category of a channel; the text, announcement or forum channel of a thread.
     parent_id: int | None = None
     #: Raw Discord overwrites: {"id": role/user id, "type": 0 role | 1 member, "allow", "deny"}.
+    #: A thread has none: Discord computes its permissions on the parent channel.
     permission_overwrites: list[dict[str, Any]] = field(default_factory=list)
+    #: Channel flags; REQUIRE_TAG on a forum, PINNED on a forum post.
+    flags: int = 0
+    #: A thread's auto_archive_duration; a text or forum channel's default for new threads.
+    auto_archive_duration: int = 1440
+    # -- threads only --
+    archived: bool = False
+    locked: bool = False
+    #: Who started the thread; None: DEFAULT_USER (a thread the bot starts has the bot's id).
+    owner_id: int | None = None
+    #: Whether the bot is a member of the thread (a private thread needs it, or MANAGE_THREADS).
+    bot_joined: bool = True
+    #: ISO time of the last archive state change; None: the thread's creation (from its id).
+    archive_timestamp: str | None = None
+    #: Forum tag ids applied to a forum post.
+    applied_tags: list[int] = field(default_factory=list)
+    # -- forums only --
+    #: Raw forum tags: {"id", "name"} and optionally "moderated", "emoji_id", "emoji_name".
+    available_tags: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def thread(
+        cls, id: int, name: str, parent_id: int, *, private: bool = False, **kwargs: Any
+    ) -> FakeChannel:
+        """A public (or private) thread of the text or forum channel ``parent_id``."""
+        kind = PRIVATE_THREAD if private else PUBLIC_THREAD
+        return cls(id, name, type=kind, parent_id=parent_id, **kwargs)
+
+    @classmethod
+    def forum(cls, id: int, name: str, **kwargs: Any) -> FakeChannel:
+        return cls(id, name, type=GUILD_FORUM, **kwargs)
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type in THREAD_TYPES
 
 
 @dataclass
@@ -117,6 +205,8 @@ class FakeRole:
     name: str
     permissions: int = PLAIN_MEMBER
     position: int = 0
+    #: "Allow anyone to @mention this role"; else only a bot with MENTION_EVERYONE pings it.
+    mentionable: bool = False
 
 
 @dataclass
@@ -226,8 +316,20 @@ def _error(status: int, code: int, message: str) -> _Reply:
     return status, {"code": code, "message": message}
 
 
+def _form_error(path: str, code: str, message: str) -> _Reply:
+    """Discord's 50035 Invalid Form Body, the error nested under ``path`` ("message.content")."""
+    errors: dict[str, Any] = {"_errors": [{"code": code, "message": message}]}
+    for key in reversed(path.split(".")):
+        errors = {key: errors}
+    return 400, {"code": 50035, "errors": errors, "message": "Invalid Form Body"}
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _snowflake_iso(snowflake: int) -> str:
+    return datetime.fromtimestamp(((snowflake >> 22) + DISCORD_EPOCH_MS) / 1000, UTC).isoformat()
 
 
 class FakeDiscord:
@@ -273,6 +375,10 @@ class FakeDiscord:
         self._posts: dict[int, list[dict[str, Any]]] = {}  # POST /channels/{id}/messages
         self._nonces: dict[tuple[int, str], tuple[float, dict[str, Any]]] = {}
         self._dm_channels: dict[int, dict[str, Any]] = {}  # by recipient id
+        self._threads_started: dict[int, list[int]] = {}  # thread ids, by parent channel
+        self._thread_sent: dict[int, int] = {}  # total_message_sent of each thread
+        #: Gateway events a REST handler caused, sent before its answer (guild id, event, data).
+        self._pending_dispatches: list[tuple[int | None, str, dict[str, Any]]] = []
         self._interactions: dict[str, _Interaction] = {}
         self._sessions: dict[str, _Session] = {}
         self._current: dict[int, _Session] = {}  # the live session of each shard (0 unsharded)
@@ -296,6 +402,10 @@ class FakeDiscord:
                 ("DELETE", r"/webhooks/(\d+)/([^/]+)/messages/(@original|\d+)", self._webhook_del),
                 ("POST", r"/users/@me/channels", self._create_dm),
                 ("GET", r"/channels/(\d+)", self._get_channel),
+                ("PATCH", r"/channels/(\d+)", self._edit_channel),
+                ("POST", r"/channels/(\d+)/threads", self._start_thread),
+                ("POST", r"/channels/(\d+)/messages/(\d+)/threads", self._start_thread_on),
+                ("PUT", r"/channels/(\d+)/thread-members/@me", self._join_thread),
                 ("POST", r"/channels/(\d+)/messages", self._create_message),
                 ("GET", r"/channels/(\d+)/messages", self._list_messages),
                 ("GET", r"/channels/(\d+)/messages/(\d+)", self._get_message),
@@ -526,6 +636,12 @@ class FakeDiscord:
         status, payload, headers = self._handle(rec)
         rec.status, rec.response = status, payload
         self.requests.append(rec)
+        # Events the request caused (THREAD_CREATE...) go out before its answer, as Discord's
+        # usually do; a client must not rely on the order, so tests still wait for them.
+        pending, self._pending_dispatches = self._pending_dispatches, []
+        for guild_id, event, data in pending:
+            with contextlib.suppress(RuntimeError):  # no gateway session: nobody to tell
+                await self.dispatch(event, data, guild_id=guild_id)
         self._notify()
         hold = self._take_hold(rec.method, rec.path)
         if hold is not None:
@@ -595,6 +711,8 @@ class FakeDiscord:
         return None, None
 
     def _channel_payload(self, guild: FakeGuild, channel: FakeChannel) -> dict[str, Any]:
+        if channel.is_thread:
+            return self._thread_payload(guild, channel)
         data: dict[str, Any] = {
             "id": str(channel.id),
             "type": channel.type,
@@ -614,7 +732,81 @@ class FakeDiscord:
         }
         if channel.type in (2, 13):  # voice and stage channels require these keys
             data.update(bitrate=64000, user_limit=0, rtc_region=None)
+        if channel.type in (GUILD_TEXT, GUILD_ANNOUNCEMENT, *FORUM_TYPES):
+            data["default_auto_archive_duration"] = channel.auto_archive_duration
+            data["default_thread_rate_limit_per_user"] = 0
+        if channel.type in FORUM_TYPES:  # what discord.py's ForumChannel reads
+            data |= {
+                "available_tags": [
+                    {"moderated": False, "emoji_id": None, "emoji_name": None}
+                    | tag
+                    | {"id": str(tag["id"])}
+                    for tag in channel.available_tags
+                ],
+                "default_reaction_emoji": None,
+                "default_sort_order": None,
+                "default_forum_layout": 0,
+                "flags": channel.flags,
+            }
         return data
+
+    def _thread_payload(
+        self, guild: FakeGuild, thread: FakeChannel, *, with_member: bool = True
+    ) -> dict[str, Any]:
+        """A thread channel object; ``member`` (the bot's thread member) if it joined."""
+        in_thread = [
+            m
+            for m in self._messages.values()
+            if m["channel_id"] == str(thread.id) and not int(m.get("flags") or 0) & EPHEMERAL
+        ]
+        # message_count leaves out a forum post's starter message (its id is the thread's).
+        counted = [m for m in in_thread if m["id"] != str(thread.id)]
+        metadata: dict[str, Any] = {
+            "archived": thread.archived,
+            "auto_archive_duration": thread.auto_archive_duration,
+            "archive_timestamp": thread.archive_timestamp or _snowflake_iso(thread.id),
+            "locked": thread.locked,
+            "create_timestamp": _snowflake_iso(thread.id),
+        }
+        if thread.type == PRIVATE_THREAD:
+            metadata["invitable"] = True
+        data: dict[str, Any] = {
+            "id": str(thread.id),
+            "type": thread.type,
+            "guild_id": str(guild.id),
+            "name": thread.name,
+            "parent_id": str(thread.parent_id) if thread.parent_id else None,
+            "owner_id": str(thread.owner_id or DEFAULT_USER.id),
+            "last_message_id": max((m["id"] for m in in_thread), key=int, default=None),
+            "rate_limit_per_user": 0,
+            "flags": thread.flags,
+            "message_count": len(counted),
+            "member_count": 1 if thread.bot_joined else 0,
+            "total_message_sent": self._thread_sent.get(thread.id, len(counted)),
+            "thread_metadata": metadata,
+        }
+        if thread.applied_tags or self._parent_type(guild, thread) in FORUM_TYPES:
+            data["applied_tags"] = [str(t) for t in thread.applied_tags]
+        if thread.bot_joined and with_member:
+            data["member"] = {
+                "id": str(thread.id),
+                "user_id": str(self.bot_user.id),
+                "join_timestamp": _snowflake_iso(thread.id),
+                "flags": 0,
+            }
+        return data
+
+    @staticmethod
+    def _parent_type(guild: FakeGuild, thread: FakeChannel) -> int | None:
+        parent = guild.channel(thread.parent_id) if thread.parent_id else None
+        return parent.type if parent else None
+
+    def _bot_sees_thread(self, thread: FakeChannel) -> bool:
+        """Discord shows a thread to whoever views its parent; a private one to members only."""
+        perms = self._bot_permissions(thread.id)
+        if not perms & VIEW_CHANNEL:
+            return False
+        return thread.type != PRIVATE_THREAD or thread.bot_joined or bool(perms & MANAGE_THREADS)
 
     def _bot_role_id(self, guild: FakeGuild) -> int:
         if guild.id not in self._bot_role_ids:
@@ -638,7 +830,7 @@ class FakeDiscord:
         bot_role.permissions, bot_role.position = guild.bot_permissions, 1
         roles = [
             {"id": str(r.id), "name": r.name, "permissions": str(r.permissions)}
-            | {"position": r.position, "color": 0, "hoist": False, "mentionable": False}
+            | {"position": r.position, "color": 0, "hoist": False, "mentionable": r.mentionable}
             | {"managed": r is bot_role, "flags": 0}
             for r in [*guild.roles, bot_role]
         ]
@@ -664,9 +856,15 @@ class FakeDiscord:
             "channels": [
                 {k: v for k, v in self._channel_payload(guild, c).items() if k != "guild_id"}
                 for c in guild.channels
+                if not c.is_thread
             ],
             "members": [self._bot_member(guild)],
-            "threads": [],
+            # Only active threads the bot can see; a thread member here has no id nor user_id.
+            "threads": [
+                self._guild_create_thread(guild, c)
+                for c in guild.channels
+                if c.is_thread and not c.archived and self._bot_sees_thread(c)
+            ],
             "voice_states": [],
             "presences": [],
             "emojis": [],
@@ -676,9 +874,20 @@ class FakeDiscord:
             "soundboard_sounds": [],
         }
 
+    def _guild_create_thread(self, guild: FakeGuild, thread: FakeChannel) -> dict[str, Any]:
+        data = self._thread_payload(guild, thread)
+        if "member" in data:
+            data["member"] = {k: data["member"][k] for k in ("join_timestamp", "flags")}
+        return data
+
     def _bot_permissions(self, channel_id: int) -> int:
-        """The bot's permissions in a channel, by Discord's algorithm (roles, then overwrites)."""
+        """The bot's permissions in a channel, by Discord's algorithm (roles, then overwrites).
+
+        A thread has its parent channel's permissions.
+        """
         guild, channel = self._find_channel(channel_id)
+        if guild is not None and channel is not None and channel.is_thread:
+            channel = guild.channel(channel.parent_id) if channel.parent_id else None
         if guild is None or channel is None:
             return ALL_PERMISSIONS
         everyone = next(r for r in guild.roles if r.id == guild.id)
@@ -738,25 +947,60 @@ class FakeDiscord:
             "edited_timestamp": None,
             "type": 0,
             "tts": bool(body.get("tts", False)),
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
             "pinned": False,
             "flags": int(body.get("flags") or 0),
         }
-        for key in ("nonce", "message_reference", "poll"):
+        # Not in Discord's message object: kept as sent, so tests can assert who may be pinged.
+        for key in ("nonce", "message_reference", "poll", "allowed_mentions"):
             if body.get(key) is not None:
                 message[key] = body[key]
+        message.update(self._mentions(channel_id, message))
         message.update(extra)
         self._messages[int(message["id"])] = message
         return message
 
+    def _mentions(self, channel_id: int, message: dict[str, Any]) -> dict[str, Any]:
+        """Who a message pings, as Discord works it out from its content and allowed_mentions.
+
+        Without ``allowed_mentions`` everything in the content may ping. A role pings if it
+        is mentionable or the bot has MENTION_EVERYONE; @everyone/@here needs that permission.
+        """
+        content = message.get("content") or ""
+        allowed = message.get("allowed_mentions")
+        if allowed is None:
+            parse, users, roles = {"users", "roles", "everyone"}, set(), set()
+        else:
+            parse = set(allowed.get("parse") or [])
+            users = {str(u) for u in allowed.get("users") or []}
+            roles = {str(r) for r in allowed.get("roles") or []}
+        guild, _ = self._find_channel(channel_id)
+        everyone = bool(guild and self._bot_permissions(channel_id) & MENTION_EVERYONE)
+        known = {u.id: u for u in (self.bot_user, DEFAULT_USER)}
+        mentions = []
+        for uid in dict.fromkeys(re.findall(r"<@!?(\d+)>", content)):
+            if "users" in parse or uid in users:
+                user = known.get(int(uid)) or FakeUser(int(uid), f"user{uid}")
+                mentions.append(user.payload())
+        mention_roles = []
+        for rid in dict.fromkeys(re.findall(r"<@&(\d+)>", content)):
+            role = next((r for r in guild.roles if r.id == int(rid)), None) if guild else None
+            if role is None or not ("roles" in parse or rid in roles):
+                continue
+            if role.mentionable or everyone:
+                mention_roles.append(rid)
+        pings_all = (
+            "everyone" in parse and everyone and bool(re.search(r"@(everyone|here)", content))
+        )
+        return {"mentions": mentions, "mention_roles": mention_roles, "mention_everyone": pings_all}
+
     def _edit(
         self, message: dict[str, Any], body: dict[str, Any], files: list[RecordedFile]
     ) -> Any:
-        for key in ("content", "embeds", "components", "flags", "poll"):
+        for key in ("content", "embeds", "components", "flags", "poll", "allowed_mentions"):
             if key in body:
                 message[key] = body[key] if body[key] is not None else message.get(key)
+        if "content" in body or "allowed_mentions" in body:
+            message.update(self._mentions(int(message["channel_id"]), message))
         if "attachments" in body or files:
             message["attachments"] = self._attachments(int(message["channel_id"]), body, files)
         message["flags"] = int(message.get("flags") or 0) & ~LOADING
@@ -936,18 +1180,86 @@ class FakeDiscord:
 
     def _get_channel(self, rec: RecordedRequest, channel_id: str) -> _Reply:
         channel = self._known_channel(int(channel_id))
-        return (200, channel) if channel else _error(404, 10003, "Unknown Channel")
+        if channel is None:
+            return _error(404, 10003, "Unknown Channel")
+        _, fake_channel = self._find_channel(int(channel_id))
+        if fake_channel is not None and not self._bot_sees(fake_channel):
+            return _error(403, 50001, "Missing Access")
+        return 200, channel
+
+    def _bot_sees(self, channel: FakeChannel) -> bool:
+        if channel.is_thread:
+            return self._bot_sees_thread(channel)
+        return bool(self._bot_permissions(channel.id) & VIEW_CHANNEL)
+
+    @staticmethod
+    def _invalid_message(
+        body: dict[str, Any], files: list[RecordedFile], prefix: str = ""
+    ) -> _Reply | None:
+        """Discord's checks of a message body: 2,000 characters, 10 embeds, not empty."""
+        content = body.get("content") or ""
+        if len(content) > MAX_CONTENT:
+            message = f"Must be {MAX_CONTENT} or fewer in length."
+            return _form_error(prefix + "content", "BASE_TYPE_MAX_LENGTH", message)
+        if len(body.get("embeds") or []) > 10:
+            return _form_error(
+                prefix + "embeds", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length."
+            )
+        forward = (body.get("message_reference") or {}).get("type") == 1
+        parts = ("embeds", "components", "sticker_ids", "poll")
+        if not (content.strip() or files or forward or any(body.get(k) for k in parts)):
+            return _error(400, 50006, "Cannot send an empty message")
+        return None
+
+    @staticmethod
+    def _refuse_in_thread(
+        thread: FakeChannel, perms: int, *, editing: bool = False
+    ) -> _Reply | None:
+        """Why the bot may not post (or edit) in a thread, else None.
+
+        SEND_MESSAGES has no effect in threads: SEND_MESSAGES_IN_THREADS (on the parent) does.
+        A post to an archived thread unarchives it unless the thread is locked; an edit there
+        is refused. A locked thread is for MANAGE_THREADS only.
+        """
+        moderator = bool(perms & MANAGE_THREADS)
+        if thread.type == PRIVATE_THREAD and not (thread.bot_joined or moderator):
+            return _error(403, 50001, "Missing Access")
+        if not perms & SEND_MESSAGES_IN_THREADS:
+            return _error(403, 50013, "Missing Permissions")
+        if thread.archived and (editing or (thread.locked and not moderator)):
+            return _error(400, 50083, "Thread is archived")
+        if thread.locked and not moderator:
+            return _error(400, 160005, "Thread is locked")
+        return None
+
+    def _thread_activity(self, guild: FakeGuild, thread: FakeChannel) -> None:
+        """A message was posted in a thread: count it, and unarchive the thread."""
+        self._thread_sent[thread.id] = self._thread_sent.get(thread.id, 0) + 1
+        if thread.archived:
+            thread.archived, thread.archive_timestamp = False, _now_iso()
+            data = self._thread_payload(guild, thread, with_member=False)
+            self._pending_dispatches.append((guild.id, "THREAD_UPDATE", data))
 
     def _create_message(self, rec: RecordedRequest, channel_id: str) -> _Reply:
         cid = int(channel_id)
         if self._known_channel(cid) is None:
             return _error(404, 10003, "Unknown Channel")
+        guild, channel = self._find_channel(cid)
+        if channel is not None and channel.type in (GUILD_CATEGORY, *FORUM_TYPES):
+            return _error(400, 50008, "Cannot send messages in a non-text channel")
         perms = self._bot_permissions(cid)
         if not perms & VIEW_CHANNEL:
             return _error(403, 50001, "Missing Access")
-        if not perms & SEND_MESSAGES:
+        if channel is not None and channel.is_thread:
+            refusal = self._refuse_in_thread(channel, perms)
+            if refusal is not None:
+                return refusal
+        elif not perms & SEND_MESSAGES:
             return _error(403, 50013, "Missing Permissions")
         body = rec.json or {}
+        invalid = self._invalid_message(body, rec.files)
+        if invalid is not None:
+            return invalid
         nonce = body.get("nonce")
         if nonce is not None and body.get("enforce_nonce"):
             # Discord returns the first message for a repeated nonce (same author and channel).
@@ -958,7 +1270,249 @@ class FakeDiscord:
         if nonce is not None:
             self._nonces[(cid, str(nonce))] = (time.monotonic(), message)
         self._posts.setdefault(cid, []).append(message)
+        if guild is not None and channel is not None and channel.is_thread:
+            self._thread_activity(guild, channel)
         return 200, message
+
+    # -- REST: threads and forum posts -----------------------------------------------------
+
+    @staticmethod
+    def _invalid_thread(body: dict[str, Any]) -> _Reply | None:
+        name = body.get("name")
+        if name is None:
+            return _form_error("name", "BASE_TYPE_REQUIRED", "This field is required")
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            return _form_error(
+                "name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
+            )
+        return FakeDiscord._invalid_duration(body.get("auto_archive_duration"))
+
+    @staticmethod
+    def _invalid_duration(duration: Any) -> _Reply | None:
+        if duration is None or duration in ARCHIVE_DURATIONS:
+            return None
+        message = f"Value must be one of {{{', '.join(map(str, ARCHIVE_DURATIONS))}}}."
+        return _form_error("auto_archive_duration", "BASE_TYPE_CHOICES", message)
+
+    def _add_thread(
+        self, guild: FakeGuild, parent: FakeChannel, body: dict[str, Any], kind: int, thread_id: int
+    ) -> FakeChannel:
+        thread = FakeChannel(
+            thread_id,
+            body["name"],
+            type=kind,
+            parent_id=parent.id,
+            auto_archive_duration=body.get("auto_archive_duration") or parent.auto_archive_duration,
+            owner_id=self.bot_user.id,
+            applied_tags=[int(t) for t in body.get("applied_tags") or []],
+        )
+        guild.channels.append(thread)
+        self._threads_started.setdefault(parent.id, []).append(thread_id)
+        self._thread_sent.setdefault(thread_id, 0)
+        return thread
+
+    def _thread_created(self, guild: FakeGuild, thread: FakeChannel) -> dict[str, Any]:
+        """The answer to a thread creation, after queueing THREAD_CREATE for the gateway."""
+        event = self._thread_payload(guild, thread, with_member=False) | {"newly_created": True}
+        self._pending_dispatches.append((guild.id, "THREAD_CREATE", event))
+        return self._thread_payload(guild, thread)
+
+    def _start_thread(self, rec: RecordedRequest, channel_id: str) -> _Reply:
+        """POST /channels/{id}/threads: a forum post, or a thread without a starter message."""
+        guild, parent = self._find_channel(int(channel_id))
+        if guild is None or parent is None:
+            return _error(404, 10003, "Unknown Channel")
+        body = rec.json or {}
+        perms = self._bot_permissions(parent.id)
+        if not perms & VIEW_CHANNEL:
+            return _error(403, 50001, "Missing Access")
+        if parent.type in FORUM_TYPES:
+            return self._forum_post(rec, guild, parent, perms)
+        if parent.type not in (GUILD_TEXT, GUILD_ANNOUNCEMENT):
+            return _error(400, 50024, "Cannot execute action on this channel type")
+        kind = int(body.get("type") or PRIVATE_THREAD)  # Discord's default when it is null
+        kinds = (
+            (ANNOUNCEMENT_THREAD,)
+            if parent.type == GUILD_ANNOUNCEMENT
+            else (PUBLIC_THREAD, PRIVATE_THREAD)
+        )
+        if kind not in kinds:
+            message = f"Value must be one of {{{', '.join(map(str, kinds))}}}."
+            return _form_error("type", "BASE_TYPE_CHOICES", message)
+        needed = CREATE_PRIVATE_THREADS if kind == PRIVATE_THREAD else CREATE_PUBLIC_THREADS
+        if not perms & needed:
+            return _error(403, 50013, "Missing Permissions")
+        invalid = self._invalid_thread(body)
+        if invalid is not None:
+            return invalid
+        thread = self._add_thread(guild, parent, body, kind, self._next_id())
+        return 201, self._thread_created(guild, thread)
+
+    def _start_thread_on(self, rec: RecordedRequest, channel_id: str, message_id: str) -> _Reply:
+        """POST /channels/{id}/messages/{id}/threads: the thread shares the message's id."""
+        guild, parent = self._find_channel(int(channel_id))
+        if guild is None or parent is None:
+            return _error(404, 10003, "Unknown Channel")
+        perms = self._bot_permissions(parent.id)
+        if not perms & VIEW_CHANNEL:
+            return _error(403, 50001, "Missing Access")
+        if parent.type not in (GUILD_TEXT, GUILD_ANNOUNCEMENT):
+            return _error(400, 50024, "Cannot execute action on this channel type")
+        message = self._channel_message(channel_id, message_id)
+        if message is None:
+            return _error(404, 10008, "Unknown Message")
+        if guild.channel(int(message_id)) is not None:
+            return _error(400, 160004, "A thread has already been created for this message")
+        if not perms & CREATE_PUBLIC_THREADS:
+            return _error(403, 50013, "Missing Permissions")
+        body = rec.json or {}
+        invalid = self._invalid_thread(body)
+        if invalid is not None:
+            return invalid
+        kind = ANNOUNCEMENT_THREAD if parent.type == GUILD_ANNOUNCEMENT else PUBLIC_THREAD
+        thread = self._add_thread(guild, parent, body, kind, int(message_id))
+        message["flags"] = int(message.get("flags") or 0) | HAS_THREAD
+        return 201, self._thread_created(guild, thread)
+
+    def _forum_post(
+        self, rec: RecordedRequest, guild: FakeGuild, forum: FakeChannel, perms: int
+    ) -> _Reply:
+        """A forum post: a public thread whose starter message has the thread's id."""
+        if not perms & SEND_MESSAGES:
+            return _error(403, 50013, "Missing Permissions")
+        body = rec.json or {}
+        invalid = self._invalid_thread(body)
+        if invalid is not None:
+            return invalid
+        message_body = body.get("message")
+        if not isinstance(message_body, dict):
+            return _form_error("message", "BASE_TYPE_REQUIRED", "This field is required")
+        invalid = self._invalid_message(message_body, rec.files, "message.")
+        if invalid is not None:
+            return invalid
+        tags = [str(t) for t in body.get("applied_tags") or []]
+        if len(tags) > 5:
+            return _form_error(
+                "applied_tags", "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length."
+            )
+        known_tags = {str(t["id"]) for t in forum.available_tags}
+        if any(t not in known_tags for t in tags):
+            return _form_error("applied_tags", "INVALID_TAG", "Unknown forum tag.")
+        if forum.flags & REQUIRE_TAG and not tags:
+            return _error(400, 40067, "A tag is required to create a forum post in this channel")
+        thread = self._add_thread(guild, forum, body, PUBLIC_THREAD, self._next_id())
+        message = self._new_message(thread.id, message_body, rec.files, id=str(thread.id))
+        self._posts[thread.id] = [message]
+        return 201, self._thread_created(guild, thread) | {"message": message}
+
+    def _edit_channel(self, rec: RecordedRequest, channel_id: str) -> _Reply:
+        """PATCH /channels/{id}: a thread's name, archived, locked, auto_archive_duration, tags;
+        a channel's name and topic (with MANAGE_CHANNELS).
+
+        As Discord: unarchiving needs thread membership (and, if locked, being its creator or
+        MANAGE_THREADS); a name or archive change MANAGE_THREADS or being the creator; a lock
+        change MANAGE_THREADS. A change of a thread is sent as THREAD_UPDATE.
+        """
+        guild, channel = self._find_channel(int(channel_id))
+        if guild is None or channel is None:
+            return _error(404, 10003, "Unknown Channel")
+        if not self._bot_sees(channel):
+            return _error(403, 50001, "Missing Access")
+        perms, body = self._bot_permissions(channel.id), rec.json or {}
+        if not channel.is_thread:
+            if not perms & MANAGE_CHANNELS:
+                return _error(403, 50013, "Missing Permissions")
+            channel.name = body.get("name", channel.name)
+            channel.topic = body.get("topic", channel.topic)
+            return 200, self._channel_payload(guild, channel)
+        moderator = bool(perms & MANAGE_THREADS)
+        owner = channel.owner_id == self.bot_user.id
+        if "locked" in body and bool(body["locked"]) != channel.locked and not moderator:
+            return _error(403, 50013, "Missing Permissions")
+        if body.get("archived") is False and channel.archived:
+            if not (channel.bot_joined or moderator) or (
+                channel.locked and not (owner or moderator)
+            ):
+                return _error(403, 50013, "Missing Permissions")
+        elif channel.archived and not moderator:  # only unarchiving happens in an archived one
+            return _error(400, 50083, "Thread is archived")
+        owners_only = "name" in body or "auto_archive_duration" in body or body.get("archived")
+        if owners_only and not (owner or moderator):
+            return _error(403, 50013, "Missing Permissions")
+        if "name" in body:
+            invalid = self._invalid_thread({"name": body["name"]})
+            if invalid is not None:
+                return invalid
+            channel.name = body["name"]
+        invalid = self._invalid_duration(body.get("auto_archive_duration"))
+        if invalid is not None:
+            return invalid
+        if body.get("auto_archive_duration") is not None:
+            channel.auto_archive_duration = body["auto_archive_duration"]
+        if "archived" in body and bool(body["archived"]) != channel.archived:
+            channel.archived, channel.archive_timestamp = bool(body["archived"]), _now_iso()
+        if "locked" in body:
+            channel.locked = bool(body["locked"])
+        if "applied_tags" in body:
+            channel.applied_tags = [int(t) for t in body["applied_tags"] or []]
+        data = self._thread_payload(guild, channel, with_member=False)
+        self._pending_dispatches.append((guild.id, "THREAD_UPDATE", data))
+        return 200, self._thread_payload(guild, channel)
+
+    def _join_thread(self, rec: RecordedRequest, channel_id: str) -> _Reply:
+        guild, thread = self._find_channel(int(channel_id))
+        if guild is None or thread is None:
+            return _error(404, 10003, "Unknown Channel")
+        if not thread.is_thread:
+            return _error(400, 50024, "Cannot execute action on this channel type")
+        if not self._bot_sees_thread(thread):
+            return _error(403, 50001, "Missing Access")
+        if thread.archived:
+            return _error(400, 50083, "Thread is archived")
+        thread.bot_joined = True
+        return 204, None
+
+    def threads_in(self, channel_id: int) -> list[dict[str, Any]]:
+        """Threads started through the API under a channel (forum posts...), oldest first.
+
+        Each is the thread as Discord would answer it now; its messages are
+        ``messages_in(int(thread["id"]))`` (a forum post's first is its starter message).
+        """
+        out = []
+        for thread_id in self._threads_started.get(channel_id, []):
+            guild, thread = self._find_channel(thread_id)
+            if guild is not None and thread is not None:
+                out.append(self._thread_payload(guild, thread))
+        return out
+
+    def thread(self, thread_id: int) -> FakeChannel:
+        """The FakeChannel of a thread (given, or started by the bot), to read or change."""
+        _, thread = self._find_channel(thread_id)
+        if thread is None or not thread.is_thread:
+            raise KeyError(f"fakediscord: no thread {thread_id}")
+        return thread
+
+    async def update_thread(
+        self,
+        thread_id: int,
+        *,
+        archived: bool | None = None,
+        locked: bool | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Change a thread as a moderator would, and tell the bot (THREAD_UPDATE)."""
+        guild, thread = self._find_channel(thread_id)
+        if guild is None or thread is None or not thread.is_thread:
+            raise KeyError(f"fakediscord: no thread {thread_id}")
+        if archived is not None and archived != thread.archived:
+            thread.archived, thread.archive_timestamp = archived, _now_iso()
+        if locked is not None:
+            thread.locked = locked
+        if name is not None:
+            thread.name = name
+        data = self._thread_payload(guild, thread, with_member=False)
+        with contextlib.suppress(RuntimeError):  # no gateway session: nobody to tell
+            await self.dispatch("THREAD_UPDATE", data, guild_id=guild.id)
 
     def _list_messages(self, rec: RecordedRequest, channel_id: str) -> _Reply:
         cid = int(channel_id)
@@ -990,7 +1544,17 @@ class FakeDiscord:
         message = self._channel_message(channel_id, message_id)
         if message is None:
             return _error(404, 10008, "Unknown Message")
-        return 200, self._edit(message, rec.json or {}, rec.files)
+        _, channel = self._find_channel(int(channel_id))
+        if channel is not None and channel.is_thread:
+            perms = self._bot_permissions(channel.id)
+            refusal = self._refuse_in_thread(channel, perms, editing=True)
+            if refusal is not None:
+                return refusal
+        body = rec.json or {}
+        if len(body.get("content") or "") > MAX_CONTENT:
+            message = f"Must be {MAX_CONTENT} or fewer in length."
+            return _form_error("content", "BASE_TYPE_MAX_LENGTH", message)
+        return 200, self._edit(message, body, rec.files)
 
     def _delete_message(self, rec: RecordedRequest, channel_id: str, message_id: str) -> _Reply:
         message = self._channel_message(channel_id, message_id)
@@ -1002,7 +1566,10 @@ class FakeDiscord:
         return 204, None
 
     def messages_in(self, channel_id: int) -> list[dict[str, Any]]:
-        """Messages made by POST /channels/{id}/messages (nonce repeats excluded), oldest first."""
+        """Messages made by POST /channels/{id}/messages (nonce repeats excluded), oldest first.
+
+        For a forum post (a thread), the first is the starter message it was created with.
+        """
         return list(self._posts.get(channel_id, []))
 
     def message(self, message_id: int | str) -> dict[str, Any] | None:
