@@ -82,6 +82,10 @@ MAX_PREFIX_EXPANSION = 40
 RERANK_DEPTH = 40
 # Below this share of the query's weight matched, a document is not a hit, only a suggestion.
 MIN_COVERAGE = 0.45
+#: A follow does not require a query word found in this share of the collection or more
+#: ("the", "in"), once that is at least FOLLOW_COMMON_FLOOR articles.
+FOLLOW_COMMON_SHARE = 0.1
+FOLLOW_COMMON_FLOOR = 20
 # Suggestions for a query that shares no word with any article: vocabulary words sharing at
 # least this share of letter trigrams with a query word (Dice; 0.3 as pg_trgm) stand in for it.
 FAR_MIN_SIMILARITY = 0.3
@@ -132,6 +136,15 @@ MERGE_FLOOR = 2_000
 # up in small side tables.
 COMPACT_SHARE = 0.1
 COMPACT_FLOOR = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class FollowQuery:
+    """What a follow asks for (see :meth:`SearchIndex.follow_matches`)."""
+
+    query: str
+    topic: str | None = None
+    source: str | None = None  # a source's name or domain, as /news's source option
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,6 +541,74 @@ class SearchIndex:
             return found[:limit]
         kept = self._collapsed(np.asarray(docs, dtype=np.int64))
         return [hit for hit, keep in zip(found, kept, strict=True) if keep][:limit]
+
+    def holds(self, url: str) -> bool:
+        """Whether this version of the index serves ``url``."""
+        return self._doc_of(url) is not None
+
+    def newest_urls(self, topic: str | None = None, source: str | None = None) -> list[str]:
+        """Every article passing the filters, newest published first (ties by URL)."""
+        allowed = self._filter_mask(topic, source, None)
+        alive = self._alive if allowed is None else self._alive & allowed
+        chosen = np.flatnonzero(alive)
+        order = np.lexsort((self._url_keys[chosen], -self._published[chosen]))
+        return [self._hit(int(d), 0.0).url for d in chosen[order]]
+
+    def follow_matches(
+        self, follows: Sequence[FollowQuery], urls: Sequence[str]
+    ) -> list[list[str]]:
+        """For each follow, the articles of ``urls`` it matches, in the order given.
+
+        What "matches" means for a follow (an alert: precision over recall): the article
+        passes the follow's topic and source filters as /news applies them, and holds every
+        word of the query, in its title or excerpt, found as /news finds a word (as typed,
+        within one typo, or as the start of a longer word when the word itself is not in the
+        collection). Words in at least FOLLOW_COMMON_SHARE of the collection, and in at least
+        FOLLOW_COMMON_FLOOR articles ("the", "in"), are not required: they say nothing about
+        a story. A URL the index does not hold matches nothing.
+        """
+        docs = [self._doc_of(url) for url in urls]
+        placed = [(i, d) for i, d in enumerate(docs) if d is not None]
+        if not placed:
+            return [[] for _ in follows]
+        held: list[set[int]] = []  # each placed article's term ids, computed once
+        for _i, doc in placed:
+            segment, local = self._locate(doc)
+            held.append(
+                set(segment.title.of(local).tolist())
+                | set(segment.excerpt.of(local).tolist())
+                | set(segment.compound.of(local).tolist())
+            )
+        common = max(FOLLOW_COMMON_FLOOR, FOLLOW_COMMON_SHARE * self._n_live)
+        found: list[list[str]] = []
+        for follow in follows:
+            required: list[set[int]] = []
+            impossible = False
+            for word in dict.fromkeys(query_words(follow.query)):
+                exact = self._live_term(word)
+                if exact is not None and self._df[exact] >= common:
+                    continue
+                terms = {
+                    term
+                    for term, _ in self._variants(word, prefix_ok=len(word) >= 3 and exact is None)
+                }
+                if not terms:
+                    impossible = True
+                    break
+                required.append(terms)
+            if impossible or not required:
+                found.append([])
+                continue
+            allowed = self._filter_mask(follow.topic, follow.source, None)
+            found.append(
+                [
+                    urls[i]
+                    for (i, doc), holds in zip(placed, held, strict=True)
+                    if (allowed is None or allowed[doc])
+                    and all(not wanted.isdisjoint(holds) for wanted in required)
+                ]
+            )
+        return found
 
     def suggestions(self, query: str, limit: int = 3) -> list[Hit]:
         """Closest titles for a query that found nothing good enough (for a no-hit reply).
