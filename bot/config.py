@@ -79,6 +79,12 @@ class DiscordConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FollowsConfig:
+    # Follows one server may have (/follow refuses more).
+    max_per_guild: int = 25
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsConfig:
     # Prometheus text at /metrics and a readiness check at /healthz, on a local port.
     enabled: bool = False
@@ -138,6 +144,7 @@ class Config:
     # `newsbot run` logs to this file (rotated) instead of stderr; None: stderr (the journal).
     log_file: Path | None = None
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    follows: FollowsConfig = field(default_factory=FollowsConfig)
     # Live sources besides seeds_dir (which is always the folder source "seeds").
     sources: tuple[SourceConfig, ...] = ()
     # A running bot loads a folder source's changes as they happen; false: only on its
@@ -432,6 +439,9 @@ _RANGES: dict[type, dict[str, tuple[float, float]]] = {
     },
     MetricsConfig: {
         "port": (0, 65535),  # 0: any free port
+    },
+    FollowsConfig: {
+        "max_per_guild": (1, 1000),
     },
 }
 

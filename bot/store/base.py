@@ -169,6 +169,29 @@ class SourceState:
 
 
 @dataclass(frozen=True, slots=True)
+class Follow:
+    """A channel following a query (see bot.follows); times are aware UTC."""
+
+    id: int
+    guild_id: int
+    channel_id: int
+    query: str
+    topic: str | None
+    source: str | None
+    role_id: int | None
+    created_by: int
+    created_at: datetime
+    checked_until: datetime  # articles first seen up to this were looked at
+    last_post_at: datetime | None = None
+    paused: str | None = None  # why posting stopped
+    paused_at: datetime | None = None
+
+
+class FollowLimitReached(Exception):
+    """The guild has ``follows.max_per_guild`` follows already."""
+
+
+@dataclass(frozen=True, slots=True)
 class FeedApplied:
     """What storing one poll of a feed did."""
 
@@ -214,6 +237,41 @@ CREATE INDEX feed_entries_by_url ON feed_entries (url);
 -- A feed's articles, for its expiry (articles.source_file is 'feed:' and the source's name).
 CREATE INDEX articles_by_source ON articles (source_file);
 """
+
+#: Follows (bot.follows): the same SQL on both engines. Ids are chosen by the store (the
+#: next after the largest, under a lock), small numbers a moderator can type.
+FOLLOWS_SCHEMA = """
+-- A channel following a query: new articles that match are posted there.
+CREATE TABLE follows (
+    id            BIGINT PRIMARY KEY,
+    guild_id      BIGINT NOT NULL,
+    channel_id    BIGINT NOT NULL,   -- a text or announcement channel, a thread or a forum
+    query         TEXT NOT NULL,
+    topic         TEXT,
+    source        TEXT,
+    role_id       BIGINT,            -- mentioned in each post (the only mention allowed)
+    created_by    BIGINT NOT NULL,
+    created_at    TEXT NOT NULL,
+    checked_until TEXT NOT NULL,     -- articles first seen up to this were looked at
+    last_post_at  TEXT,
+    paused        TEXT,              -- why posting stopped (the channel refused), else NULL
+    paused_at     TEXT
+);
+CREATE INDEX follows_by_guild ON follows (guild_id);
+
+-- One row per follow and article: the claim that posts an article to a follow at most once.
+CREATE TABLE follow_posts (
+    follow_id  BIGINT NOT NULL REFERENCES follows (id) ON DELETE CASCADE,
+    url        TEXT NOT NULL,
+    status     TEXT NOT NULL CHECK (status IN ('claimed', 'posted')),
+    holder     TEXT,
+    claimed_at TEXT NOT NULL,
+    posted_at  TEXT,
+    message_id BIGINT,
+    PRIMARY KEY (follow_id, url)
+);
+"""
+
 
 #: How many URLs one ``IN (...)`` list holds (both engines allow far more parameters).
 _IN_CHUNK = 500
@@ -270,6 +328,13 @@ TABLES: dict[str, tuple[str, ...]] = {
         "topics",
     ),
     "feed_entries": ("source", "entry_key", "url"),
+    "follows": (
+        "id", "guild_id", "channel_id", "query", "topic", "source", "role_id", "created_by",
+        "created_at", "checked_until", "last_post_at", "paused", "paused_at",
+    ),
+    "follow_posts": (
+        "follow_id", "url", "status", "holder", "claimed_at", "posted_at", "message_id",
+    ),
 }  # fmt: skip
 
 
@@ -830,6 +895,160 @@ class Store(ABC):
             generation=generation,
         )
 
+    # --- follows --------------------------------------------------------------------------------
+
+    async def add_follow(
+        self,
+        *,
+        guild_id: int,
+        channel_id: int,
+        query: str,
+        topic: str | None,
+        source: str | None,
+        role_id: int | None,
+        created_by: int,
+        now: datetime,
+        max_per_guild: int,
+    ) -> Follow:
+        """Save a follow; articles first seen from ``now`` on are its to post (none before).
+
+        Raises :class:`FollowLimitReached` when the guild has ``max_per_guild`` already.
+        """
+        async with self.session("saving a follow", write=True) as db:
+            await self._serialize(db, "follows")
+            count = int(
+                await db.fetchval("SELECT count(*) FROM follows WHERE guild_id = ?", (guild_id,))
+            )
+            if count >= max_per_guild:
+                raise FollowLimitReached(f"this server has {count} follows, the most allowed")
+            follow_id = int(await db.fetchval("SELECT COALESCE(MAX(id), 0) + 1 FROM follows"))
+            await db.execute(
+                "INSERT INTO follows (id, guild_id, channel_id, query, topic, source, role_id,"
+                " created_by, created_at, checked_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (follow_id, guild_id, channel_id, query, topic, source, role_id, created_by,
+                 iso(now), iso(now)),
+            )  # fmt: skip
+        return Follow(
+            follow_id, guild_id, channel_id, query, topic, source, role_id, created_by, now, now
+        )
+
+    async def follows(self, guild_id: int | None = None) -> list[Follow]:
+        """The follows of ``guild_id`` (default: every guild), oldest first."""
+        where, params = ("WHERE guild_id = ?", (guild_id,)) if guild_id is not None else ("", ())
+        async with self.session("reading follows", atomic=False) as db:
+            rows = await db.fetch(
+                f"SELECT {', '.join(TABLES['follows'])} FROM follows {where} ORDER BY id", params
+            )
+        return [_follow(row) for row in rows]
+
+    async def remove_follow(self, guild_id: int, follow_id: int) -> bool:
+        """Delete a follow of ``guild_id`` (its post records go with it); False if none."""
+        async with self.session("removing a follow", write=True) as db:
+            removed = await db.execute(
+                "DELETE FROM follows WHERE id = ? AND guild_id = ?", (follow_id, guild_id)
+            )
+        return removed == 1
+
+    async def pause_follow(self, follow_id: int, reason: str, *, now: datetime) -> None:
+        async with self.session("pausing a follow", write=True) as db:
+            await db.execute(
+                "UPDATE follows SET paused = ?, paused_at = ? WHERE id = ?",
+                (reason, iso(now), follow_id),
+            )
+
+    async def advance_follows(self, follow_ids: Sequence[int], checked_until: datetime) -> None:
+        """Articles first seen up to ``checked_until`` were looked at for these follows."""
+        if not follow_ids:
+            return
+        mark = iso(checked_until)
+        async with self.session("recording the follows' progress", write=True) as db:
+            await db.executemany(
+                "UPDATE follows SET checked_until = ? WHERE id = ? AND checked_until < ?",
+                [(mark, follow_id, mark) for follow_id in follow_ids],
+            )
+
+    async def claim_follow_posts(
+        self,
+        follow_id: int,
+        urls: Sequence[str],
+        now: datetime,
+        *,
+        stale_after: timedelta = timedelta(minutes=15),
+    ) -> list[str]:
+        """Claim the right to post ``urls`` to a follow; the URLs won, in the order given.
+
+        A URL is won when it has no row yet, or a claim whose holder stopped beating (it died
+        mid-post) or older than ``stale_after``; never once posted. One statement per URL
+        under a per-follow lock, so concurrent processes never both win one.
+        """
+        won: list[str] = []
+        async with self.session("claiming follow posts", write=True) as db:
+            await self._serialize(db, f"follow:{follow_id}")
+            await self._beat(db, "follows")
+            for url in urls:
+                claimed = await db.execute(
+                    "INSERT INTO follow_posts (follow_id, url, status, holder, claimed_at)"
+                    " VALUES (?, ?, 'claimed', ?, ?)"
+                    " ON CONFLICT (follow_id, url) DO UPDATE SET holder = excluded.holder,"
+                    " claimed_at = excluded.claimed_at"
+                    " WHERE follow_posts.status = 'claimed' AND (follow_posts.claimed_at <= ?"
+                    " OR " + self._silent_holder("follow_posts.holder") + ")",
+                    (follow_id, url, self.holder, iso(now), iso(now - stale_after),
+                     self._alive_window()),
+                )  # fmt: skip
+                if claimed:
+                    won.append(url)
+        return won
+
+    async def mark_follow_posted(
+        self, follow_id: int, urls: Sequence[str], message_id: int | None, *, now: datetime
+    ) -> None:
+        async with self.session("recording follow posts", write=True) as db:
+            await db.executemany(
+                "UPDATE follow_posts SET status = 'posted', posted_at = ?, message_id = ?"
+                " WHERE follow_id = ? AND url = ?",
+                [(iso(now), message_id, follow_id, url) for url in urls],
+            )
+            await db.execute(
+                "UPDATE follows SET last_post_at = ? WHERE id = ?", (iso(now), follow_id)
+            )
+
+    async def release_follow_posts(self, follow_id: int, urls: Sequence[str]) -> None:
+        """Give claims back (the post failed for now): the next pass tries them again."""
+        async with self.session("releasing follow claims", write=True) as db:
+            await db.executemany(
+                "DELETE FROM follow_posts WHERE follow_id = ? AND url = ? AND status = 'claimed'"
+                " AND holder = ?",
+                [(follow_id, url, self.holder) for url in urls],
+            )
+
+    async def posted_urls(self, follow_id: int, urls: Sequence[str]) -> set[str]:
+        """Which of ``urls`` were posted to the follow already."""
+        found: set[str] = set()
+        async with self.session("reading follow posts", atomic=False) as db:
+            for start in range(0, len(urls), _IN_CHUNK):
+                chunk = list(urls[start : start + _IN_CHUNK])
+                marks = ", ".join("?" * len(chunk))
+                rows = await db.fetch(
+                    f"SELECT url FROM follow_posts WHERE follow_id = ? AND status = 'posted'"
+                    f" AND url IN ({marks})",
+                    (follow_id, *chunk),
+                )
+                found.update(url for (url,) in rows)
+        return found
+
+    async def first_seen_after(
+        self, moment: datetime, *, limit: int = 1000
+    ) -> list[tuple[str, datetime]]:
+        """(URL, first seen) of the articles first seen after ``moment``, oldest first."""
+        async with self.session("reading new articles", atomic=False) as db:
+            rows = await db.fetch(
+                "SELECT url, first_seen FROM articles WHERE first_seen > ?"
+                " ORDER BY first_seen, url LIMIT ?",
+                (iso(moment), limit),
+            )
+        return [(url, _dt(seen)) for url, seen in rows]
+
     # --- guild settings -------------------------------------------------------------------------
 
     async def get_guild_settings(self, guild_id: int) -> GuildSettings | None:
@@ -1343,6 +1562,26 @@ _dt = datetime.fromisoformat
 
 def _iso_or_none(value: datetime | None) -> str | None:
     return None if value is None else iso(value)
+
+
+def _follow(row: Sequence[Any]) -> Follow:
+    (follow_id, guild_id, channel_id, query, topic, source, role_id, created_by, created_at,
+     checked_until, last_post_at, paused, paused_at) = row  # fmt: skip
+    return Follow(
+        id=int(follow_id),
+        guild_id=int(guild_id),
+        channel_id=int(channel_id),
+        query=query,
+        topic=topic,
+        source=source,
+        role_id=int(role_id) if role_id is not None else None,
+        created_by=int(created_by),
+        created_at=_dt(created_at),
+        checked_until=_dt(checked_until),
+        last_post_at=_dt(last_post_at) if last_post_at else None,
+        paused=paused,
+        paused_at=_dt(paused_at) if paused_at else None,
+    )
 
 
 def _source_state(row: Sequence[Any]) -> SourceState:

@@ -25,6 +25,7 @@ import asyncpg
 
 from ..segments import IndexDoc
 from .base import (
+    FOLLOWS_SCHEMA,
     SOURCES_SCHEMA,
     Session,
     Store,
@@ -172,10 +173,11 @@ CREATE TABLE index_snapshots (
 """
 
 _MIGRATION_3 = SOURCES_SCHEMA
+_MIGRATION_4 = FOLLOWS_SCHEMA
 
 #: Schema scripts; ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 #: Append only: never edit a script that has shipped.
-MIGRATIONS: tuple[str, ...] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3)
+MIGRATIONS: tuple[str, ...] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

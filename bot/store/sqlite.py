@@ -29,6 +29,7 @@ import aiosqlite
 from ..segments import IndexDoc
 from .base import (
     CORPUS_STATE_SQL,
+    FOLLOWS_SCHEMA,
     SOURCES_SCHEMA,
     CorpusChanges,
     Session,
@@ -201,6 +202,7 @@ CREATE TABLE index_snapshots (
 """
 
 _MIGRATION_6 = SOURCES_SCHEMA
+_MIGRATION_7 = FOLLOWS_SCHEMA
 
 #: Schema scripts; ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 #: Append only: never edit a script that has shipped.
@@ -211,6 +213,7 @@ MIGRATIONS: tuple[str, ...] = (
     _MIGRATION_4,
     _MIGRATION_5,
     _MIGRATION_6,
+    _MIGRATION_7,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
