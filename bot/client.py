@@ -29,7 +29,13 @@ from .metrics import BotMetrics, interaction_started, record_interaction
 log = logging.getLogger(__name__)
 
 # Loaded in this order by setup_hook; tests import each and check it has `setup`.
-EXTENSIONS = ("bot.cogs.news", "bot.cogs.digest", "bot.cogs.seeds", "bot.cogs.sources")
+EXTENSIONS = (
+    "bot.cogs.news",
+    "bot.cogs.digest",
+    "bot.cogs.seeds",
+    "bot.cogs.sources",
+    "bot.cogs.follows",
+)
 
 
 class NewsTree(app_commands.CommandTree):

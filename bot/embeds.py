@@ -33,7 +33,7 @@ from .articles import Article, RelatedLink
 from .config import SourceConfig
 from .digest import parse_timezone
 from .sources import health, shown_location
-from .store import SourceState
+from .store import Follow, SourceState
 
 # --- Discord's limits (https://discord.com/developers/docs/resources/message#embed-object) ---
 TITLE_LIMIT = 256
@@ -261,6 +261,68 @@ def digest_embed(
         field_name=_CONTINUATION,
         max_fields=FIELD_COUNT_LIMIT,
         extra_dropped=rest,
+    )
+    _apply(embed, packed)
+    return embed
+
+
+def story_list_embed(title: str, articles: Sequence[Article], *, footer: str = "") -> discord.Embed:
+    """A titled list of linked stories (a follow's burst, its preview), newest first as given:
+    one line each, as many as fit Discord's limits, the rest counted."""
+    embed = discord.Embed(title=_fit(title, TITLE_LIMIT, _markdown), colour=BRAND_COLOUR)
+    if footer:
+        embed.set_footer(text=truncate(footer, FOOTER_LIMIT))
+    if not articles:
+        embed.description = "No stories yet."
+        return embed
+    lines = [
+        _link_line(a.title, a.url, _source(a), _short_date(a.published), DIGEST_TITLE_MAX)
+        for a in articles
+    ]
+    packed = _pack_links(
+        lines,
+        more=lambda n: f"{ELLIPSIS}and {n} more {_plural(n, 'story', 'stories')}",
+        budget=EMBED_TOTAL_LIMIT - embed_size(embed),
+        description_cap=DESCRIPTION_LIMIT,
+        field_name=_CONTINUATION,
+        max_fields=FIELD_COUNT_LIMIT,
+    )
+    _apply(embed, packed)
+    return embed
+
+
+def follows_embed(follows: Sequence[Follow], *, channel_names: dict[int, str]) -> discord.Embed:
+    """/following: each follow with its id, what it follows, where, its last post or pause."""
+    embed = discord.Embed(
+        title="Follows in this server",
+        colour=discord.Colour.orange() if any(f.paused for f in follows) else BRAND_COLOUR,
+    )
+    if not follows:
+        embed.description = "None yet: `/follow query:` posts new matching stories to a channel."
+        return embed
+    lines = []
+    for follow in follows:
+        what = f"“{_escape(truncate(follow.query, 100), keep_urls=False)}”"
+        if follow.topic:
+            what += f" in {_escape(truncate(follow.topic, 60), keep_urls=False)}"
+        if follow.source:
+            what += f" from {_escape(truncate(follow.source, 60), keep_urls=False)}"
+        where = channel_names.get(follow.channel_id, f"<#{follow.channel_id}>")
+        ping = f", pings <@&{follow.role_id}>" if follow.role_id else ""
+        if follow.paused:
+            state = f"⏸ **paused**: {_escape(truncate(follow.paused, 200), keep_urls=False)}"
+        elif follow.last_post_at:
+            state = f"last post {_stamp(follow.last_post_at)}"
+        else:
+            state = "nothing posted yet"
+        lines.append(f"`{follow.id}` {what} → {where}{ping} · {state}")
+    packed = _pack_links(
+        lines,
+        more=lambda n: f"{ELLIPSIS}and {n} more",
+        budget=EMBED_TOTAL_LIMIT - embed_size(embed),
+        description_cap=DESCRIPTION_LIMIT,
+        field_name=_CONTINUATION,
+        max_fields=FIELD_COUNT_LIMIT,
     )
     _apply(embed, packed)
     return embed

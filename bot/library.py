@@ -120,6 +120,8 @@ class Library:
         self._reload_lock = asyncio.Lock()
         # One index refresh at a time: a reload and the watcher may both notice a change.
         self._refresh_lock = asyncio.Lock()
+        # Set whenever a new index version is swapped in (see changed()).
+        self._change_events: list[asyncio.Event] = []
         store.holder_timeout = timedelta(seconds=config.claim_timeout_seconds)
 
     @classmethod
@@ -333,9 +335,17 @@ class Library:
         judgement, by meaning and date; every URL when it has no vectors)."""
         return self.index.collapse_urls(urls)
 
+    def changed(self) -> asyncio.Event:
+        """An event set each time the index serves a new version (the caller clears it)."""
+        event = asyncio.Event()
+        self._change_events.append(event)
+        return event
+
     def _swap(self, index: SearchIndex, generation: int) -> None:
         self.index = index  # the swap: one reference assignment
         self.index_generation = generation
+        for event in self._change_events:
+            event.set()
         log.info("serving %d articles (generation %d)", len(index), generation)
 
     async def watch(self) -> None:

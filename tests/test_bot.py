@@ -70,7 +70,15 @@ async def test_start_up_logs_in_syncs_to_the_configured_guild_and_serves_the_see
         put = await fake.wait_for_request(
             lambda r: r.method == "PUT" and r.path.endswith(f"/guilds/{GUILD_ID}/commands")
         )
-        assert {c["name"] for c in put.json} == {"news", "digest", "seeds", "sources"}
+        assert {c["name"] for c in put.json} == {
+            "news",
+            "digest",
+            "seeds",
+            "sources",
+            "follow",
+            "following",
+            "unfollow",
+        }
         seeds = next(c for c in put.json if c["name"] == "seeds")
         assert int(seeds["default_member_permissions"]) == MANAGE_GUILD
         # No global sync on start: that is `newsbot sync --global`, on demand.

@@ -45,7 +45,7 @@ async def test_without_guild_ids_the_log_says_at_start_that_no_command_shows_and
         await harness.restart()
         again = await start_note(caplog, after=seen)
         assert again.levelno == logging.INFO
-        assert "serving the 4 commands published globally" in again.getMessage()
+        assert "serving the 7 commands published globally" in again.getMessage()
 
 
 async def test_with_guild_ids_there_is_no_note(

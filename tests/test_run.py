@@ -77,13 +77,21 @@ async def test_sync_publishes_the_commands_globally(tmp_path: Path) -> None:
         with fake.patch_discord():
             config = make_config(tmp_path)
             count, failures = await _sync(config, TOKEN, globally=True)
-        assert (count, failures) == (4, {})
+        assert (count, failures) == (7, {})
         puts = [r for r in fake.requests if r.method == "PUT"]
         assert {r.path for r in puts} == {
             f"/applications/{fake.application_id}/guilds/{GUILD_ID}/commands",
             f"/applications/{fake.application_id}/commands",
         }
-        assert {c["name"] for c in fake.commands()} == {"news", "digest", "seeds", "sources"}
+        assert {c["name"] for c in fake.commands()} == {
+            "news",
+            "digest",
+            "seeds",
+            "sources",
+            "follow",
+            "following",
+            "unfollow",
+        }
         # The guild copies made at login are gone: they would show beside the global ones.
         assert fake.commands(GUILD_ID) == []
         # No gateway session was needed for that.
@@ -98,7 +106,7 @@ async def test_sync_reports_a_guild_that_refused(tmp_path: Path) -> None:
                 {"code": 50001, "message": "Missing Access"},
             )  # fmt: skip
             count, failures = await _sync(make_config(tmp_path), TOKEN, globally=False)
-    assert count == 4
+    assert count == 7
     assert failures == {GUILD_ID: "403 Missing Access"}
     assert fake.commands(GUILD_ID) == []
 

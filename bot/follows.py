@@ -1,0 +1,207 @@
+"""Follows: channels that get every new article matching a query, topic or source.
+
+The service decides; the cog (``bot/cogs/follows.py``) supplies a :class:`FollowPoster` that
+puts a post in a channel, a thread or a forum. What *matches* is the search engine's
+(:meth:`bot.search.SearchIndex.follow_matches`): the follow's filters as /news applies them,
+and every query word found as /news finds a word.
+
+Each pass (:meth:`FollowService.run_once`, run when the collection changes) looks at the
+articles first seen since the follows last looked, asks the index which match, and posts:
+
+* **exactly once** per (follow, article), across restarts and processes: an article is
+  *claimed* in the database before it is posted and marked *posted* after; a claim whose holder
+  died is taken over (then a nonce derived from the pair makes Discord answer a repeated create
+  with the first message);
+* **never the backlog**: a follow only posts articles first seen after it was created;
+* **never a flood**: more than :data:`BURST` matches for one follow in one pass go out as one
+  message listing them;
+* **not forever into a wall**: a channel that refuses (missing permission, deleted) pauses the
+  follow with the reason, shown by ``/following``; a failure that may pass (Discord 5xx, the
+  network) gives the claims back for the next pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from .articles import Article
+from .search import FollowQuery
+from .store import Follow, StoreError
+
+if TYPE_CHECKING:
+    from .library import Library
+
+log = logging.getLogger(__name__)
+
+#: More matches than this for one follow in one pass are posted as one list message.
+BURST = 5
+#: Each pass looks this far before a follow's mark again: an article committed by another
+#: process a moment late (its first_seen is its writer's clock) is still seen; the claims make
+#: looking twice harmless.
+LOOKBACK = timedelta(seconds=60)
+#: Articles one pass looks at, at most (the rest wait for the next pass).
+MAX_BATCH = 2000
+#: How many recent stories ``/follow`` shows as a preview.
+PREVIEW = 3
+
+
+class PostRefused(Exception):
+    """The channel will not take posts (no permission, gone, not one the bot can post in)."""
+
+
+class PostFailed(Exception):
+    """The post failed for a reason that may pass (Discord 5xx, the network)."""
+
+
+class FollowPoster(Protocol):
+    """What the service needs from Discord; ``str()`` of the exceptions is shown to moderators."""
+
+    async def post(self, follow: Follow, articles: Sequence[Article], nonce: str) -> int:
+        """Post one article (its embed) or several (one list); the message id.
+
+        Raises :class:`PostRefused` or :class:`PostFailed`."""
+
+
+def post_nonce(follow_id: int, urls: Sequence[str]) -> str:
+    """The same post always gets the same nonce (Discord allows 25 characters)."""
+    digest = hashlib.blake2b("\n".join([str(follow_id), *urls]).encode(), digest_size=10)
+    return "f" + digest.hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What one pass did for one follow."""
+
+    follow_id: int
+    posted: tuple[str, ...] = ()  # URLs posted
+    burst: bool = False  # posted as one list message
+    paused: str | None = None  # the channel refused: the follow is paused, why
+    failed: str | None = None  # a failure that may pass: tried again next pass
+
+
+def follow_query(follow: Follow) -> FollowQuery:
+    return FollowQuery(follow.query, follow.topic, follow.source)
+
+
+def posts_for(articles: Sequence[Article]) -> list[list[Article]]:
+    """How one pass's matches for one follow go out: one post each, or one list past BURST."""
+    if len(articles) > BURST:
+        return [list(articles)]
+    return [[article] for article in articles]
+
+
+class FollowService:
+    def __init__(
+        self,
+        library: Library,
+        poster: FollowPoster,
+        *,
+        clock: Callable[[], datetime],
+        owns_guild: Callable[[int], bool] = lambda _guild_id: True,
+    ) -> None:
+        self.library = library
+        self.poster = poster
+        self.clock = clock
+        # In a sharded cluster, each process posts for the guilds of its own shards.
+        self.owns_guild = owns_guild
+
+    def preview(self, query: FollowQuery, *, limit: int = PREVIEW) -> list[str]:
+        """The URLs of the latest ``limit`` stories the follow would have posted (newest first)."""
+        index = self.library.index
+        newest = index.newest_urls(query.topic, query.source)
+        found: list[str] = []
+        # Newest first, a window at a time: a follow of a rare story looks further back.
+        step = 200
+        for start in range(0, len(newest), step):
+            window = newest[start : start + step]
+            found.extend(index.follow_matches([query], window)[0])
+            if len(found) >= limit:
+                break
+        return found[:limit]
+
+    async def run_once(self) -> list[Delivery]:
+        """One pass over every active follow of this process's guilds."""
+        store = self.library.store
+        follows = [
+            f for f in await store.follows() if f.paused is None and self.owns_guild(f.guild_id)
+        ]
+        if not follows:
+            return []
+        since = min(f.checked_until for f in follows) - LOOKBACK
+        fresh = await store.first_seen_after(since, limit=MAX_BATCH)
+        if not fresh:
+            return []
+        index = self.library.index
+        # Only what the index serves already is matched; the first article it does not hold
+        # yet (another process just stored it) and all after it wait for the next pass.
+        horizon = since
+        ready: list[tuple[str, datetime]] = []
+        for url, seen in fresh:
+            if not index.holds(url):
+                break
+            ready.append((url, seen))
+            horizon = seen
+        if not ready:
+            return []
+        seen_at = dict(ready)
+        urls = [url for url, _ in ready]
+        matches = index.follow_matches([follow_query(f) for f in follows], urls)
+        deliveries: list[Delivery] = []
+        for follow, matched in zip(follows, matches, strict=True):
+            wanted = [
+                url
+                for url in matched
+                if seen_at[url] > follow.created_at
+                and seen_at[url] > follow.checked_until - LOOKBACK
+            ]
+            if wanted:
+                deliveries.append(await self._deliver(follow, wanted))
+        behind = [f.id for f in follows if horizon > f.checked_until]
+        try:
+            await store.advance_follows(behind, horizon)
+        except StoreError as exc:  # the next pass looks again; the claims keep it right
+            log.warning("could not record the follows' progress: %s", exc)
+        return [d for d in deliveries if d.posted or d.paused or d.failed]
+
+    async def _deliver(self, follow: Follow, urls: list[str]) -> Delivery:
+        store = self.library.store
+        won = await store.claim_follow_posts(follow.id, urls, self.clock())
+        if not won:
+            return Delivery(follow.id)  # posted before, or being posted by another process
+        found = await store.articles_by_url(won)
+        articles = [found[url] for url in won if url in found]
+        gone = [url for url in won if url not in found]
+        if gone:  # removed since: nothing to post, and nothing to post later either
+            await store.mark_follow_posted(follow.id, gone, None, now=self.clock())
+        posted: list[str] = []
+        burst = False
+        for batch in posts_for(articles):
+            batch_urls = [a.url for a in batch]
+            try:
+                message_id = await self.poster.post(
+                    follow, batch, post_nonce(follow.id, batch_urls)
+                )
+            except PostRefused as exc:
+                reason = str(exc) or "the channel refused the post"
+                log.warning("follow %d paused: %s", follow.id, reason)
+                await store.pause_follow(follow.id, reason, now=self.clock())
+                await store.release_follow_posts(follow.id, _not_yet(won, posted))
+                return Delivery(follow.id, tuple(posted), burst, paused=reason)
+            except PostFailed as exc:
+                log.warning("follow %d: post failed, tried again later: %s", follow.id, exc)
+                await store.release_follow_posts(follow.id, _not_yet(won, posted))
+                return Delivery(follow.id, tuple(posted), burst, failed=str(exc))
+            await store.mark_follow_posted(follow.id, batch_urls, message_id, now=self.clock())
+            posted.extend(batch_urls)
+            burst = burst or len(batch) > 1
+        return Delivery(follow.id, tuple(posted), burst)
+
+
+def _not_yet(won: Sequence[str], posted: Sequence[str]) -> list[str]:
+    done = set(posted)
+    return [url for url in won if url not in done]
