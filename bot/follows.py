@@ -22,6 +22,7 @@ articles first seen since the follows last looked, asks the index which match, a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from .articles import Article
-from .search import FollowQuery
+from .search import FollowQuery, SearchIndex
 from .store import Follow, StoreError
 
 if TYPE_CHECKING:
@@ -81,7 +82,8 @@ class Delivery:
     posted: tuple[str, ...] = ()  # URLs posted
     burst: bool = False  # posted as one list message
     paused: str | None = None  # the channel refused: the follow is paused, why
-    failed: str | None = None  # a failure that may pass: tried again next pass
+    failed: str | None = None  # a failure that may pass: tried again next pass...
+    retry: tuple[str, ...] = ()  # ...with these URLs
 
 
 def follow_query(follow: Follow) -> FollowQuery:
@@ -109,6 +111,9 @@ class FollowService:
         self.clock = clock
         # In a sharded cluster, each process posts for the guilds of its own shards.
         self.owns_guild = owns_guild
+        # Articles this process matched already (URL -> first seen), while a pass can still
+        # read them again: they are not matched and claimed a second time.
+        self._looked_at: dict[str, datetime] = {}
 
     def preview(self, query: FollowQuery, *, limit: int = PREVIEW) -> list[str]:
         """The URLs of the latest ``limit`` stories the follow would have posted (newest first)."""
@@ -132,25 +137,73 @@ class FollowService:
         ]
         if not follows:
             return []
-        since = min(f.checked_until for f in follows) - LOOKBACK
-        fresh = await store.first_seen_after(since, limit=MAX_BATCH)
-        if not fresh:
-            return []
+        # Each follow looks from its mark (never before it was made), LOOKBACK early.
+        since = min(max(f.checked_until - LOOKBACK, f.created_at) for f in follows)
         index = self.library.index
-        # Only what the index serves already is matched; the first article it does not hold
-        # yet (another process just stored it) and all after it wait for the next pass.
-        horizon = since
-        ready: list[tuple[str, datetime]] = []
-        for url, seen in fresh:
-            if not index.holds(url):
+        deliveries: list[Delivery] = []
+        horizon: datetime | None = None
+        after: tuple[datetime, str] | None = None
+        held_back: dict[str, datetime] = {}  # URLs whose post failed for now: seen again
+        while True:
+            # A page at a time, in (first seen, URL) order: a load of 100,000 articles all
+            # first seen in the same instant is read through, not re-read forever.
+            page = await store.first_seen_after(since, after=after, limit=MAX_BATCH)
+            ready, complete = self._ready(index, page)
+            fresh = [(url, seen) for url, seen in ready if url not in self._looked_at]
+            if fresh:
+                deliveries += await self._match(index, follows, fresh)
+            retry = {url for d in deliveries for url in d.retry}
+            for url, seen in ready:
+                if url not in retry:
+                    self._looked_at[url] = seen
+                else:
+                    held_back[url] = seen
+            if ready:
+                horizon = ready[-1][1]
+            if not complete or len(page) < MAX_BATCH:
                 break
-            ready.append((url, seen))
-            horizon = seen
-        if not ready:
-            return []
-        seen_at = dict(ready)
-        urls = [url for url, _ in ready]
-        matches = index.follow_matches([follow_query(f) for f in follows], urls)
+            after = page[-1][1], page[-1][0]
+        # What this process looked at is remembered while it can be read again (the
+        # LOOKBACK window); older entries go.
+        floor = since
+        self._looked_at = {u: t for u, t in self._looked_at.items() if t >= floor}
+        if horizon is not None:
+            # A follow whose post failed keeps its mark before that article, so that the next
+            # passes read it again however long Discord stays away.
+            marks: dict[datetime, list[int]] = {}
+            for follow in follows:
+                failed = [held_back[u] for d in deliveries if d.follow_id == follow.id
+                          for u in d.retry if u in held_back]  # fmt: skip
+                mark = min([horizon, *(t - timedelta(microseconds=1) for t in failed)])
+                if mark > follow.checked_until:
+                    marks.setdefault(mark, []).append(follow.id)
+            try:
+                for mark, ids in marks.items():
+                    await store.advance_follows(ids, mark)
+            except StoreError as exc:  # the next pass looks again; the claims keep it right
+                log.warning("could not record the follows' progress: %s", exc)
+        return [d for d in deliveries if d.posted or d.paused or d.failed]
+
+    @staticmethod
+    def _ready(
+        index: SearchIndex, page: list[tuple[str, datetime]]
+    ) -> tuple[list[tuple[str, datetime]], bool]:
+        """The page's articles up to the first one the index does not serve yet (another
+        process just stored it: it and all after it wait for the next pass); and whether
+        that was the whole page."""
+        for position, (url, _seen) in enumerate(page):
+            if not index.holds(url):
+                return page[:position], False
+        return page, True
+
+    async def _match(
+        self, index: SearchIndex, follows: list[Follow], fresh: list[tuple[str, datetime]]
+    ) -> list[Delivery]:
+        seen_at = dict(fresh)
+        urls = [url for url, _ in fresh]
+        queries = [follow_query(f) for f in follows]
+        # Milliseconds per follow: in a worker thread, so replies go on meanwhile.
+        matches = await asyncio.to_thread(index.follow_matches, queries, urls)
         deliveries: list[Delivery] = []
         for follow, matched in zip(follows, matches, strict=True):
             wanted = [
@@ -161,12 +214,7 @@ class FollowService:
             ]
             if wanted:
                 deliveries.append(await self._deliver(follow, wanted))
-        behind = [f.id for f in follows if horizon > f.checked_until]
-        try:
-            await store.advance_follows(behind, horizon)
-        except StoreError as exc:  # the next pass looks again; the claims keep it right
-            log.warning("could not record the follows' progress: %s", exc)
-        return [d for d in deliveries if d.posted or d.paused or d.failed]
+        return deliveries
 
     async def _deliver(self, follow: Follow, urls: list[str]) -> Delivery:
         store = self.library.store
@@ -194,8 +242,11 @@ class FollowService:
                 return Delivery(follow.id, tuple(posted), burst, paused=reason)
             except PostFailed as exc:
                 log.warning("follow %d: post failed, tried again later: %s", follow.id, exc)
-                await store.release_follow_posts(follow.id, _not_yet(won, posted))
-                return Delivery(follow.id, tuple(posted), burst, failed=str(exc))
+                retry = _not_yet(won, posted)
+                await store.release_follow_posts(follow.id, retry)
+                return Delivery(
+                    follow.id, tuple(posted), burst, failed=str(exc), retry=tuple(retry)
+                )
             await store.mark_follow_posted(follow.id, batch_urls, message_id, now=self.clock())
             posted.extend(batch_urls)
             burst = burst or len(batch) > 1

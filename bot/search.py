@@ -243,6 +243,8 @@ class SearchIndex:
         self._url_keys = _joined([s.url_keys for s in segments], np.int64)
         self._topic_counts = topic_counts
         self._provider_counts = provider_counts
+        # What follows' words are found as in this version (see _follow_terms).
+        self._follow_cache: dict[str, frozenset[int] | None] = {}
         # Terms added since the shared sorted list was made, alphabetically (for prefixes).
         self._recent_terms = recent_terms
 
@@ -579,19 +581,26 @@ class SearchIndex:
                 | set(segment.excerpt.of(local).tolist())
                 | set(segment.compound.of(local).tolist())
             )
-        common = max(FOLLOW_COMMON_FLOOR, FOLLOW_COMMON_SHARE * self._n_live)
+        topics_of: list[set[int]] = []
+        for _i, doc in placed:
+            segment, local = self._locate(doc)
+            topics_of.append(set(segment.topic.of(local).tolist()))
+        providers_of = [int(self._provider[doc]) for _i, doc in placed]
+        # Per call: the follows share words, topics and sources (and the word's variants
+        # cost a vocabulary lookup each).
+        terms_of: dict[str, frozenset[int] | None] = {}
+        in_topic: dict[str, list[bool]] = {}
+        from_source: dict[str, list[bool]] = {}
         found: list[list[str]] = []
         for follow in follows:
-            required: list[set[int]] = []
+            required: list[frozenset[int]] = []
             impossible = False
             for word in dict.fromkeys(query_words(follow.query)):
-                exact = self._live_term(word)
-                if exact is not None and self._df[exact] >= common:
-                    continue
-                terms = {
-                    term
-                    for term, _ in self._variants(word, prefix_ok=len(word) >= 3 and exact is None)
-                }
+                if word not in terms_of:
+                    terms_of[word] = self._follow_terms(word)
+                terms = terms_of[word]
+                if terms is None:
+                    continue  # a common word: not required
                 if not terms:
                     impossible = True
                     break
@@ -599,16 +608,48 @@ class SearchIndex:
             if impossible or not required:
                 found.append([])
                 continue
-            allowed = self._filter_mask(follow.topic, follow.source, None)
+            keep = [True] * len(placed)
+            if follow.topic is not None:
+                if follow.topic not in in_topic:
+                    wanted = self._shared.topics.ids.get(fold(follow.topic))
+                    in_topic[follow.topic] = [wanted in held for held in topics_of]
+                keep = [k and t for k, t in zip(keep, in_topic[follow.topic], strict=True)]
+            if follow.source is not None:
+                if follow.source not in from_source:
+                    pids = self._source_ids(follow.source)
+                    from_source[follow.source] = [pid in pids for pid in providers_of]
+                keep = [k and t for k, t in zip(keep, from_source[follow.source], strict=True)]
             found.append(
                 [
                     urls[i]
-                    for (i, doc), holds in zip(placed, held, strict=True)
-                    if (allowed is None or allowed[doc])
-                    and all(not wanted.isdisjoint(holds) for wanted in required)
+                    for (i, _doc), holds, ok in zip(placed, held, keep, strict=True)
+                    if ok and all(not wanted.isdisjoint(holds) for wanted in required)
                 ]
             )
         return found
+
+    def _follow_terms(self, word: str) -> frozenset[int] | None:
+        """The terms a follow's ``word`` is found as (empty: none), or None for a word too
+        common to require; cached for this version of the index."""
+        cached = self._follow_cache.get(word, False)
+        if cached is not False:
+            return cached  # type: ignore[return-value]
+        exact = self._live_term(word)
+        common = max(FOLLOW_COMMON_FLOOR, FOLLOW_COMMON_SHARE * self._n_live)
+        terms: frozenset[int] | None
+        if exact is not None and self._df[exact] >= common:
+            terms = None
+        else:
+            prefix_ok = len(word) >= 3 and exact is None
+            terms = frozenset(term for term, _ in self._variants(word, prefix_ok=prefix_ok))
+        self._follow_cache[word] = terms
+        return terms
+
+    def _source_ids(self, source: str) -> set[int]:
+        """The ids of the sources ``source`` names, as /news's source filter reads it."""
+        wanted = fold(source).strip()
+        keys = self._shared.providers.keys
+        return {pid for pid in range(len(keys)) if wanted in keys[pid]}
 
     def suggestions(self, query: str, limit: int = 3) -> list[Hit]:
         """Closest titles for a query that found nothing good enough (for a no-hit reply).
@@ -1029,9 +1070,7 @@ class SearchIndex:
                     in_topic[holders + base] = True
             mask &= in_topic
         if provider is not None:
-            wanted_text = fold(provider).strip()
-            keys = self._shared.providers.keys
-            matching = [pid for pid in range(len(keys)) if wanted_text in keys[pid]]
+            matching = sorted(self._source_ids(provider))
             mask &= np.isin(self._provider, np.asarray(matching, dtype=np.int32))
         if since is not None:
             mask &= self._published >= since.timestamp()

@@ -210,3 +210,72 @@ async def test_the_store_keeps_the_limit_and_removes_only_its_guilds_follows(
         )
         assert await store.remove_follow(2, other.id)
         assert await store.follows(2) == []
+
+
+async def test_a_load_larger_than_a_page_all_first_seen_at_once_is_read_through(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.follows
+
+    monkeypatch.setattr(bot.follows, "MAX_BATCH", 3)
+    clock = Clock()
+    poster = Poster()
+    async with Library.open(config, clock=clock) as library:
+        follow = await new_follow(library, clock, "regatta")
+        service = FollowService(library, poster, clock=clock)
+        # Seven articles in one load share one first_seen; the match sorts last by URL.
+        await add(library, clock, *[(f"a{n}", f"Gulls nest {n}") for n in range(6)],
+                  ("z", "Regatta moved to Sunday"))  # fmt: skip
+        await service.run_once()
+        await add(library, clock, ("zz", "Regatta results"))
+        await service.run_once()
+    assert [urls for _f, urls, _n in poster.posts] == [
+        ["https://quay.example/z"],
+        ["https://quay.example/zz"],
+    ]
+    assert follow.id == poster.posts[0][0]
+
+
+async def test_a_pass_with_nothing_new_matches_nothing_again(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.search import SearchIndex
+
+    clock = Clock()
+    asked: list[int] = []
+    original = SearchIndex.follow_matches
+
+    def counting(self: SearchIndex, follows: object, urls: Sequence[str]) -> object:
+        asked.append(len(urls))
+        return original(self, follows, urls)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SearchIndex, "follow_matches", counting)
+    async with Library.open(config, clock=clock) as library:
+        await library.reload()  # the shipped seeds, before the follow
+        await new_follow(library, clock, "regatta")
+        service = FollowService(library, Poster(), clock=clock)
+        await add(library, clock, ("r1", "Regatta heat one"))
+        await service.run_once()
+        await service.run_once()  # the bot's idle pass: the same article is not matched again
+        await add(library, clock, ("r2", "Regatta heat two"))
+        await service.run_once()
+    assert asked == [1, 1]
+
+
+async def test_a_long_outage_keeps_the_follows_mark_until_the_post_goes_out(
+    config: Config,
+) -> None:
+    clock = Clock()
+    poster = Poster()
+    async with Library.open(config, clock=clock) as library:
+        await new_follow(library, clock, "tugboat")
+        service = FollowService(library, poster, clock=clock)
+        poster.fail = "503 Service Unavailable"
+        await add(library, clock, ("t1", "Tugboat race"))
+        for _ in range(3):  # Discord away for minutes, newer articles meanwhile
+            await service.run_once()
+            clock.now += timedelta(minutes=2)
+            await add(library, clock, ("g" + str(clock.now.minute), "Gulls nest"))
+        poster.fail = None
+        await service.run_once()
+    assert [urls for _f, urls, _n in poster.posts] == [["https://quay.example/t1"]]

@@ -1038,14 +1038,25 @@ class Store(ABC):
         return found
 
     async def first_seen_after(
-        self, moment: datetime, *, limit: int = 1000
+        self,
+        moment: datetime,
+        *,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 1000,
     ) -> list[tuple[str, datetime]]:
-        """(URL, first seen) of the articles first seen after ``moment``, oldest first."""
+        """(URL, first seen) of the articles first seen after ``moment``, in (first seen,
+        URL) order; ``after`` (first seen, URL) continues from the last row of a page."""
+        if after is None:
+            where, params = "first_seen > ?", (iso(moment),)
+        else:
+            seen, url = after
+            where = "first_seen > ? AND (first_seen > ? OR (first_seen = ? AND url > ?))"
+            params = (iso(moment), iso(seen), iso(seen), url)
         async with self.session("reading new articles", atomic=False) as db:
             rows = await db.fetch(
-                "SELECT url, first_seen FROM articles WHERE first_seen > ?"
+                f"SELECT url, first_seen FROM articles WHERE {where}"
                 " ORDER BY first_seen, url LIMIT ?",
-                (iso(moment), limit),
+                (*params, limit),
             )
         return [(url, _dt(seen)) for url, seen in rows]
 
