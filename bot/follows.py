@@ -17,7 +17,7 @@ articles first seen since the follows last looked, asks the index which match, a
   message listing them;
 * **not forever into a wall**: a channel that refuses (missing permission, deleted) pauses the
   follow with the reason, shown by ``/following``; a failure that may pass (Discord 5xx, the
-  network) gives the claims back for the next pass.
+  network) gives the claims back, and later passes try again for up to HOLD_AT_MOST.
 """
 
 from __future__ import annotations
@@ -45,8 +45,11 @@ BURST = 5
 #: process a moment late (its first_seen is its writer's clock) is still seen; the claims make
 #: looking twice harmless.
 LOOKBACK = timedelta(seconds=60)
-#: Articles one pass looks at, at most (the rest wait for the next pass).
+#: Articles one page of a pass reads (a pass reads page after page).
 MAX_BATCH = 2000
+#: A post that fails for now (Discord away) is tried again by later passes for this long;
+#: after that its follow's mark moves on.
+HOLD_AT_MOST = timedelta(hours=6)
 #: How many recent stories ``/follow`` shows as a preview.
 PREVIEW = 3
 
@@ -114,6 +117,7 @@ class FollowService:
         # Articles this process matched already (URL -> first seen), while a pass can still
         # read them again: they are not matched and claimed a second time.
         self._looked_at: dict[str, datetime] = {}
+        self._matched_for: frozenset[int] = frozenset()  # the follows those were matched for
 
     def preview(self, query: FollowQuery, *, limit: int = PREVIEW) -> list[str]:
         """The URLs of the latest ``limit`` stories the follow would have posted (newest first)."""
@@ -137,6 +141,12 @@ class FollowService:
         ]
         if not follows:
             return []
+        ids = frozenset(f.id for f in follows)
+        if not ids <= self._matched_for:
+            # A follow this process has not matched for yet (saved since, here or by another
+            # process): what was looked at must be looked at again, for it.
+            self._looked_at.clear()
+        self._matched_for = ids
         # Each follow looks from its mark (never before it was made), LOOKBACK early.
         since = min(max(f.checked_until - LOOKBACK, f.created_at) for f in follows)
         index = self.library.index
@@ -175,6 +185,9 @@ class FollowService:
                 failed = [held_back[u] for d in deliveries if d.follow_id == follow.id
                           for u in d.retry if u in held_back]  # fmt: skip
                 mark = min([horizon, *(t - timedelta(microseconds=1) for t in failed)])
+                # Held back at most HOLD_AT_MOST: a channel failing for a day must not make
+                # every pass read the whole day again.
+                mark = max(mark, horizon - HOLD_AT_MOST)
                 if mark > follow.checked_until:
                     marks.setdefault(mark, []).append(follow.id)
             try:

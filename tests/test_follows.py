@@ -279,3 +279,26 @@ async def test_a_long_outage_keeps_the_follows_mark_until_the_post_goes_out(
         poster.fail = None
         await service.run_once()
     assert [urls for _f, urls, _n in poster.posts] == [["https://quay.example/t1"]]
+
+
+async def test_a_follow_saved_after_a_pass_read_the_follows_still_gets_its_articles(
+    config: Config,
+) -> None:
+    clock = Clock()
+    poster = Poster()
+    async with Library.open(config, clock=clock) as library:
+        await library.reload()
+        await new_follow(library, clock, "regatta", guild=1)
+        made_at = clock()  # the second follow is made now, but its save lands after a pass
+        service = FollowService(library, poster, clock=clock)
+        await add(library, clock, ("r1", "Regatta heat one"))
+        await service.run_once()  # sees only the first follow
+        late = await library.store.add_follow(
+            guild_id=2, channel_id=12, query="regatta", topic=None, source=None,
+            role_id=None, created_by=7, now=made_at, max_per_guild=25,
+        )  # fmt: skip
+        await service.run_once()
+    assert sorted((f, urls) for f, urls, _n in poster.posts) == [
+        (1, ["https://quay.example/r1"]),
+        (late.id, ["https://quay.example/r1"]),
+    ]
