@@ -279,15 +279,7 @@ def story_list_embed(title: str, articles: Sequence[Article], *, footer: str = "
         _link_line(a.title, a.url, _source(a), _short_date(a.published), DIGEST_TITLE_MAX)
         for a in articles
     ]
-    packed = _pack_links(
-        lines,
-        more=lambda n: f"{ELLIPSIS}and {n} more {_plural(n, 'story', 'stories')}",
-        budget=EMBED_TOTAL_LIMIT - embed_size(embed),
-        description_cap=DESCRIPTION_LIMIT,
-        field_name=_CONTINUATION,
-        max_fields=FIELD_COUNT_LIMIT,
-    )
-    _apply(embed, packed)
+    _fill(embed, lines, more=lambda n: f"{ELLIPSIS}and {n} more {_plural(n, 'story', 'stories')}")
     return embed
 
 
@@ -316,16 +308,22 @@ def follows_embed(follows: Sequence[Follow], *, channel_names: dict[int, str]) -
         else:
             state = "nothing posted yet"
         lines.append(f"`{follow.id}` {what} → {where}{ping} · {state}")
+    _fill(embed, lines, more=lambda n: f"{ELLIPSIS}and {n} more")
+    return embed
+
+
+def _fill(embed: discord.Embed, lines: Sequence[str], *, more: Callable[[int], str]) -> None:
+    """Whole ``lines`` in the description, then in untitled fields, within every limit; the
+    lines that do not fit are counted by ``more``."""
     packed = _pack_links(
         lines,
-        more=lambda n: f"{ELLIPSIS}and {n} more",
+        more=more,
         budget=EMBED_TOTAL_LIMIT - embed_size(embed),
         description_cap=DESCRIPTION_LIMIT,
         field_name=_CONTINUATION,
         max_fields=FIELD_COUNT_LIMIT,
     )
     _apply(embed, packed)
-    return embed
 
 
 #: How /sources status marks each source's health.

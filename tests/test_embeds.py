@@ -27,9 +27,12 @@ from bot.embeds import (
     embed_as_text,
     embed_size,
     escape_link_text,
+    follows_embed,
     no_hits_text,
     related_embed,
     safe_url,
+    sources_embed,
+    story_list_embed,
     truncate,
 )
 
@@ -501,6 +504,53 @@ def test_digest_holds_limits_with_huge_titles(count: int) -> None:
     lines, more = related_lines(embed)
     assert all(WHOLE_LINK_LINE.fullmatch(line) for line in lines)
     assert len(lines) + (more or 0) == count + 5
+
+
+@pytest.mark.parametrize("count", [3, 6, 80])
+def test_a_follows_list_of_stories_holds_limits_and_counts_the_rest(count: int) -> None:
+    articles = [
+        make_article(url=f"https://example.com/{'y' * 150}/{i}", title="@everyone *T* " * 40)
+        for i in range(count)
+    ]
+    embed = story_list_embed("8 new stories for “" + "q" * 300 + "”", articles, footer="f")
+    assert_within_limits(embed)
+    lines, more = related_lines(embed)
+    assert len(lines) + (more or 0) == count
+
+
+def test_following_lists_every_follow_within_limits() -> None:
+    from bot.store import Follow
+
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    follows = [
+        Follow(i, 1, 100 + i, "ferry strike " * 20, "Topic " * 20, "Source " * 20, 9, 7, now,
+               now, last_post_at=now if i % 2 else None,
+               paused="the channel is gone " * 20 if i % 3 == 0 else None)
+        for i in range(1, 1001)
+    ]  # fmt: skip
+    embed = follows_embed(follows, channel_names={})
+    assert_within_limits(embed)
+    text = embed_as_text(embed)
+    assert "`1` “ferry strike" in text and "paused" in text and "more" in text
+    assert follows_embed([], channel_names={}).description.startswith("None yet")
+
+
+def test_sources_status_holds_limits_with_many_long_sources() -> None:
+    from bot.config import SourceConfig
+    from bot.store import SourceState
+
+    rows = [
+        (
+            SourceConfig(f"s{i}", "feed", "https://example.org/" + "f" * 300, 900.0),
+            SourceState(f"s{i}", "feed", "x", last_error="HTTP 404 " * 80, failures=3,
+                        next_poll=PUBLISHED),
+        )
+        for i in range(60)
+    ]  # fmt: skip
+    embed = sources_embed(rows)
+    assert_within_limits(embed)
+    assert "60 sources, 60 failing" in (embed.description or "")
+    assert "more" in embed_as_text(embed)
 
 
 def test_digest_rejects_an_unknown_time_zone() -> None:
