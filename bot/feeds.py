@@ -50,14 +50,21 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
-from bot.articles import MAX_YEAR, MIN_YEAR, Article, clean_text, http_url, printable
+from bot.articles import (
+    MAX_TOPICS,
+    MAX_YEAR,
+    MIN_YEAR,
+    Article,
+    clean_text,
+    http_url,
+    printable,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_EXCERPT = 600
 # A title is a line in an embed (256 characters there); a feed's title can be a whole post.
 MAX_TITLE = 300
-MAX_TOPICS = 10
 # Clocks drift and feeds round; an entry a few minutes ahead is honest, one a day ahead is not.
 FUTURE_SLACK = timedelta(minutes=10)
 # Messages quote at most this much of what a feed says.

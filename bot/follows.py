@@ -50,8 +50,10 @@ MAX_BATCH = 2000
 #: A post that fails for now (Discord away) is tried again by later passes for this long;
 #: after that its follow's mark moves on.
 HOLD_AT_MOST = timedelta(hours=6)
-#: How many recent stories ``/follow`` shows as a preview.
+#: How many recent stories ``/follow`` shows as a preview...
 PREVIEW = 3
+#: ...found among the newest this many articles, then twice as many, and so on.
+PREVIEW_WINDOW = 200
 
 
 class PostRefused(Exception):
@@ -122,15 +124,16 @@ class FollowService:
     def preview(self, query: FollowQuery, *, limit: int = PREVIEW) -> list[str]:
         """The URLs of the latest ``limit`` stories the follow would have posted (newest first)."""
         index = self.library.index
-        newest = index.newest_urls(query.topic, query.source)
         found: list[str] = []
-        # Newest first, a window at a time: a follow of a rare story looks further back.
-        step = 200
-        for start in range(0, len(newest), step):
-            window = newest[start : start + step]
-            found.extend(index.follow_matches([query], window)[0])
-            if len(found) >= limit:
+        # Newest first, in windows that double: a follow of a rare story looks further back,
+        # one of a common one never turns every URL of the collection into a string.
+        start, stop = 0, PREVIEW_WINDOW
+        while len(found) < limit:
+            newest = index.newest_urls(query.topic, query.source, limit=stop)
+            found.extend(index.follow_matches([query], newest[start:])[0])
+            if len(newest) < stop:
                 break
+            start, stop = stop, stop * 2
         return found[:limit]
 
     async def run_once(self) -> list[Delivery]:
@@ -175,19 +178,19 @@ class FollowService:
             after = page[-1][1], page[-1][0]
         # What this process looked at is remembered while it can be read again (the
         # LOOKBACK window); older entries go.
-        floor = since
-        self._looked_at = {u: t for u, t in self._looked_at.items() if t >= floor}
+        self._looked_at = {u: t for u, t in self._looked_at.items() if t >= since}
         if horizon is not None:
             # A follow whose post failed keeps its mark before that article, so that the next
-            # passes read it again however long Discord stays away.
+            # passes read it again however long Discord stays away, up to HOLD_AT_MOST (a
+            # channel failing for a day must not make every pass read the whole day again).
+            held: dict[int, datetime] = {}
+            for delivery in deliveries:
+                for url in delivery.retry:
+                    before = held_back[url] - timedelta(microseconds=1)
+                    held[delivery.follow_id] = min(held.get(delivery.follow_id, before), before)
             marks: dict[datetime, list[int]] = {}
             for follow in follows:
-                failed = [held_back[u] for d in deliveries if d.follow_id == follow.id
-                          for u in d.retry if u in held_back]  # fmt: skip
-                mark = min([horizon, *(t - timedelta(microseconds=1) for t in failed)])
-                # Held back at most HOLD_AT_MOST: a channel failing for a day must not make
-                # every pass read the whole day again.
-                mark = max(mark, horizon - HOLD_AT_MOST)
+                mark = max(min(horizon, held.get(follow.id, horizon)), horizon - HOLD_AT_MOST)
                 if mark > follow.checked_until:
                     marks.setdefault(mark, []).append(follow.id)
             try:

@@ -166,14 +166,6 @@ def embedder() -> Embedder:
         return _embedder
 
 
-def available() -> bool:
-    try:
-        _files()
-    except MeaningUnavailable:
-        return False
-    return True
-
-
 def _files() -> tuple[Path, Path]:
     spec = importlib.util.find_spec("wordllama")  # finds the package without running it
     if spec is None or not spec.submodule_search_locations:

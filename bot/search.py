@@ -548,12 +548,15 @@ class SearchIndex:
         """Whether this version of the index serves ``url``."""
         return self._doc_of(url) is not None
 
-    def newest_urls(self, topic: str | None = None, source: str | None = None) -> list[str]:
-        """Every article passing the filters, newest published first (ties by URL)."""
+    def newest_urls(
+        self, topic: str | None = None, source: str | None = None, *, limit: int | None = None
+    ) -> list[str]:
+        """The articles passing the filters (the first ``limit``), newest published first
+        (ties by URL)."""
         allowed = self._filter_mask(topic, source, None)
         alive = self._alive if allowed is None else self._alive & allowed
         chosen = np.flatnonzero(alive)
-        order = np.lexsort((self._url_keys[chosen], -self._published[chosen]))
+        order = np.lexsort((self._url_keys[chosen], -self._published[chosen]))[:limit]
         return [self._hit(int(d), 0.0).url for d in chosen[order]]
 
     def follow_matches(
@@ -574,6 +577,7 @@ class SearchIndex:
         if not placed:
             return [[] for _ in follows]
         held: list[set[int]] = []  # each placed article's term ids, computed once
+        topics_of: list[set[int]] = []  # and its topic ids
         for _i, doc in placed:
             segment, local = self._locate(doc)
             held.append(
@@ -581,9 +585,6 @@ class SearchIndex:
                 | set(segment.excerpt.of(local).tolist())
                 | set(segment.compound.of(local).tolist())
             )
-        topics_of: list[set[int]] = []
-        for _i, doc in placed:
-            segment, local = self._locate(doc)
             topics_of.append(set(segment.topic.of(local).tolist()))
         providers_of = [int(self._provider[doc]) for _i, doc in placed]
         # Per call: the follows share words, topics and sources (and the word's variants

@@ -458,13 +458,10 @@ class SourcePoller:
         )
         return result, self._succeeded(source, state, result)
 
-    def clone_dir(self, source: SourceConfig) -> Path:
-        return Path(self.config.git_dir) / source.name
-
     async def _poll_git(
         self, source: SourceConfig, state: SourceState
     ) -> tuple[PollResult, SourceState]:
-        dest = self.clone_dir(source)
+        dest = Path(self.config.git_dir) / source.name
         synced = await sync_repository(
             source.location, dest, branch=source.branch, timeout=GIT_TIMEOUT_SECONDS
         )

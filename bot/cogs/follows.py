@@ -106,9 +106,9 @@ class DiscordFollowPoster:
             raise PostFailed(str(exc)) from exc
 
     async def _channel(self, follow: Follow) -> Any:
-        channel = self.bot.get_channel(follow.channel_id)
-        if channel is None:
-            channel = await self.bot.fetch_channel(follow.channel_id)
+        channel = self.bot.get_channel(follow.channel_id) or await self.bot.fetch_channel(
+            follow.channel_id
+        )
         if not isinstance(channel, _POSTABLE):
             raise PostRefused("the channel is not one the bot can post stories in")
         return channel

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,7 +65,9 @@ class SourcesCog(
                 self._start(poller.poll(source.name, force=True), f"load-{source.name}")
             if self.bot.config.watch_folders:
                 self._start(
-                    watch_folder(Path(source.location), _on_change(poller, source.name)),
+                    watch_folder(
+                        Path(source.location), functools.partial(poller.folder_changed, source.name)
+                    ),
                     f"watch-{source.name}",
                 )
         self._start(poller.run(), "sources-schedule")
@@ -76,7 +79,7 @@ class SourcesCog(
         source = self.poller.sources[name]
         try:
             store = self.bot.library.store
-            state = current_state(source, (await store.source_states()).get(name))
+            state = current_state(source, await store.source_state(name))
             now = self.poller.clock()
             await store.save_source_state(
                 dataclasses.replace(
@@ -135,13 +138,6 @@ class SourcesCog(
             for name in self.poller.sources
             if typed in name.casefold()
         ][:25]
-
-
-def _on_change(poller: SourcePoller, name: str) -> Callable[[], Awaitable[None]]:
-    async def changed() -> None:
-        await poller.folder_changed(name)
-
-    return changed
 
 
 def _results_embed(results: list[PollResult]) -> discord.Embed:

@@ -1022,21 +1022,6 @@ class Store(ABC):
                 [(follow_id, url, self.holder) for url in urls],
             )
 
-    async def posted_urls(self, follow_id: int, urls: Sequence[str]) -> set[str]:
-        """Which of ``urls`` were posted to the follow already."""
-        found: set[str] = set()
-        async with self.session("reading follow posts", atomic=False) as db:
-            for start in range(0, len(urls), _IN_CHUNK):
-                chunk = list(urls[start : start + _IN_CHUNK])
-                marks = ", ".join("?" * len(chunk))
-                rows = await db.fetch(
-                    f"SELECT url FROM follow_posts WHERE follow_id = ? AND status = 'posted'"
-                    f" AND url IN ({marks})",
-                    (follow_id, *chunk),
-                )
-                found.update(url for (url,) in rows)
-        return found
-
     async def first_seen_after(
         self,
         moment: datetime,
