@@ -38,6 +38,11 @@ Rules, all deterministic:
 * The store always ends up as a cold load of the same files would leave it: a file that is now
   rejected no longer provides its article (it is deleted unless another file holds that URL).
 * ``first_seen`` is set when a URL enters the store and kept while any file provides it.
+* A load of folders that leaves them *settled* (every file in them loaded, none rejected, none
+  losing its URL) records a fingerprint of their listing: paths, sizes and mtimes in scan
+  order. A later load of the same folders that finds the same fingerprint, with the bookkeeping
+  unchanged since (the store's seed serial), has nothing to do: it does not read the
+  bookkeeping, and writes nothing.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import hashlib
 import itertools
 import logging
 import os
+import pickle
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -165,6 +171,9 @@ class ReloadState:
     # The corpus generation the snapshot was read at: apply_reload refuses a plan made from an
     # outdated one (another process, or another reload in this one, changed the corpus).
     generation: int
+    # Bumped by every write to seed_files (a plan is stale after one even if no article
+    # changed), and the serial folder listings are recorded under.
+    seed_serial: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,8 +260,21 @@ async def load_seeds(
             loop.call_soon_threadsafe(callback, done, total)
 
     for attempt in range(1, _APPLY_ATTEMPTS + 1):
+        recorded = await store.folder_listings()
+        scan = await asyncio.to_thread(_scan, path_list)
+        same = recorded and await asyncio.to_thread(
+            _listing_unchanged, scan, recorded, max_bytes, topics
+        )
+        if same:
+            # Nothing to do: the same files as when the bookkeeping was last settled.
+            log.debug("nothing changed in the listing since the last load: not planning")
+            report = LoadReport(unchanged=sorted(scan.found))
+            if on_progress is not None:
+                on_progress(len(scan.found), len(scan.found))
+            _log_loaded(path_list, report)
+            return report
         state = await store.reload_state()
-        changes, report = await asyncio.to_thread(
+        changes, report, listings = await asyncio.to_thread(
             _plan,
             path_list,
             _table(state.files),
@@ -260,21 +282,28 @@ async def load_seeds(
             max_bytes,
             on_progress,
             tuple(topics),
+            scan,
         )
+        # Only what is not recorded already: a no-change load then writes nothing at all.
+        listings = {k: v for k, v in listings.items() if recorded.get(k) != v}
         try:
-            await store.apply_reload(changes, state=state, now=now)
+            await store.apply_reload(changes, state=state, now=now, listings=listings)
             report.articles_changed = bool(changes.upsert_articles or changes.delete_articles)
         except StaleReloadError:
             if attempt == _APPLY_ATTEMPTS:
                 raise
             log.info("the store changed while planning the reload; planning again")
             continue
-        shown = ", ".join(printable(str(p)) for p in path_list)  # a name may hold a newline
-        log.info("seeds loaded from %s: %s", shown, report.summary())
-        for _path, reason in report.rejected:
-            log.warning("rejected %s", reason)  # the reason names the file
+        _log_loaded(path_list, report)
         return report
     raise AssertionError("unreachable")
+
+
+def _log_loaded(paths: Sequence[Path], report: LoadReport) -> None:
+    shown = ", ".join(printable(str(p)) for p in paths)  # a name may hold a newline
+    log.info("seeds loaded from %s: %s", shown, report.summary())
+    for _path, reason in report.rejected:
+        log.warning("rejected %s", reason)  # the reason names the file
 
 
 def check_seeds(
@@ -289,7 +318,7 @@ def check_seeds(
     article is in ``added``; rejections and duplicates as :func:`load_seeds` reports them.
     ``progress`` is called in the caller's thread.
     """
-    _changes, report = _plan(_path_list(paths), SeedFileTable(), {}, max_bytes, progress)
+    _changes, report, _listings = _plan(_path_list(paths), SeedFileTable(), {}, max_bytes, progress)
     return report
 
 
@@ -372,6 +401,7 @@ class _Scan:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # not recorded in the store
     folders: list[str] = field(default_factory=list)  # folders scanned completely...
     incomplete: list[str] = field(default_factory=list)  # ...except for these sub-folders
+    files_given: int = 0  # paths given that are files, not folders
 
 
 def _plan(
@@ -381,14 +411,18 @@ def _plan(
     max_bytes: int,
     progress: Progress | None,
     topics: tuple[str, ...] = (),
-) -> tuple[ReloadChanges, LoadReport]:
-    """Decide what a load writes, from the store's bookkeeping ``table`` and URL ``sources``.
+    scan: _Scan | None = None,
+) -> tuple[ReloadChanges, LoadReport, dict[str, str]]:
+    """Decide what a load writes, from the store's bookkeeping ``table`` and URL ``sources``;
+    ``scan`` is the scan of ``paths`` if taken already. Also returns the listing fingerprint
+    of each folder the load leaves settled (see :func:`_settled_listings`).
 
     Built for a reload where little changed: one pass over the rows settles every file that is
     *kept* (found, same size and mtime as its row, a row without error, and the source of its
     URL in the store) with no object made for it; only the others become a :class:`_File`.
     """
-    scan = _scan(paths)
+    if scan is None:
+        scan = _scan(paths)
     found = scan.found
     total = len(found)
     step = max(1, total // 100)
@@ -526,7 +560,78 @@ def _plan(
         upsert_articles=upsert_articles,
         delete_articles=deleted,
     )
-    return changes, report
+    return changes, report, _settled_listings(scan, files, holders, max_bytes, topics)
+
+
+# --- the listing shortcut ------------------------------------------------------------------------
+
+# Part of every fingerprint: a change to what goes into one makes every recorded one differ.
+_LISTING_FORMAT = 1
+
+
+def listing_key(scan: _Scan) -> str:
+    """What a fingerprint is recorded under: the folders of the load, as scanned (resolved)."""
+    return "\n".join(scan.folders)
+
+
+def _listing_digest(scan: _Scan, max_bytes: int, topics: Sequence[str]) -> str | None:
+    """The fingerprint of what ``scan`` found: every path, size and mtime, the limit and the
+    topics (either changes what a load does). None if the load is not of folders only, or if
+    the scan rejected something (rejections are read again every time).
+
+    A file the scan did not stat (a symlink's target: size None) is never settled, so no
+    recorded fingerprint holds one, and a listing holding one never matches.
+
+    In scan order, not sorted: the order of an unchanged folder is the same from one listing
+    to the next, and a different order only costs one load the long way.
+    """
+    if scan.rejected or scan.incomplete or scan.files_given or not scan.folders:
+        return None
+    # One C-level pass over the scan as it is; each folder name is pickled once (memoised).
+    blob = pickle.dumps((_LISTING_FORMAT, max_bytes, tuple(topics), scan.found), protocol=5)
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _listing_unchanged(
+    scan: _Scan, recorded: Mapping[str, str], max_bytes: int, topics: Sequence[str]
+) -> bool:
+    """True if ``scan`` has the fingerprint ``recorded`` for its folders."""
+    wanted = recorded.get(listing_key(scan))
+    return wanted is not None and _listing_digest(scan, max_bytes, topics) == wanted
+
+
+def _settled_listings(
+    scan: _Scan,
+    files: Mapping[str, _File],
+    holders: Mapping[str, Sequence[str]],
+    max_bytes: int,
+    topics: Sequence[str],
+) -> dict[str, str]:
+    """The fingerprint of this load's folders if it leaves them *settled*: once it is applied,
+    the next plan over the same listing keeps every file found (see :func:`_plan`), so it would
+    change nothing, reject nothing and report no duplicate. Else nothing.
+
+    Kept files stay kept: no file of this load takes a kept file's URL (those are pulled into
+    ``files`` by :func:`_settle_winners`). So only the files that needed a decision are checked:
+    each must now hold its URL, with a row that matches what the scan saw.
+    """
+    found = scan.found
+    for path, file in files.items():
+        seen = found.get(path) if file.in_scan else None
+        if seen is None:
+            continue  # not in this load's folders: not part of its listing
+        root, size, mtime_ns = seen
+        if (
+            file.error is not None
+            or file.url is None
+            or file.sha256 is None
+            or holders.get(file.url, ("",))[0] != path
+            or (file.size, file.mtime_ns) != (size, mtime_ns)
+            or file.folder != root
+        ):
+            return {}
+    digest = _listing_digest(scan, max_bytes, topics)
+    return {} if digest is None else {listing_key(scan): digest}
 
 
 def _record(row: _Row | None) -> SeedFileRecord | None:
@@ -581,6 +686,7 @@ def _scan(paths: Sequence[Path]) -> _Scan:
             scan.folders.append(str(resolved))
             _scan_folder(str(resolved), scan)
         elif stat.S_ISREG(st.st_mode):
+            scan.files_given += 1
             # Its size and mtime are from the stat just taken.
             scan.found.setdefault(str(resolved), (None, st.st_size, st.st_mtime_ns))
         else:

@@ -40,7 +40,15 @@ import re
 import secrets
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Container, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Container,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -236,6 +244,23 @@ CREATE TABLE feed_entries (
 CREATE INDEX feed_entries_by_url ON feed_entries (url);
 -- A feed's articles, for its expiry (articles.source_file is 'feed:' and the source's name).
 CREATE INDEX articles_by_source ON articles (source_file);
+"""
+
+#: Folder listings (bot.loader's shortcut for a reload that finds nothing changed): the same
+#: SQL on both engines.
+LISTINGS_SCHEMA = """
+-- Bumped by every write to seed_files: a plan read before it is stale, and a folder listing
+-- recorded under an older serial no longer says anything.
+ALTER TABLE corpus_state ADD COLUMN seed_serial BIGINT NOT NULL DEFAULT 0;
+
+-- The fingerprint (paths, sizes, mtimes) of the listing of a load's folders when it left every
+-- file in them settled: a reload that finds the same one, under the same serial, has nothing
+-- to do.
+CREATE TABLE folder_listings (
+    folders     TEXT PRIMARY KEY,   -- the load's folders, resolved, one per line
+    digest      TEXT NOT NULL,
+    seed_serial BIGINT NOT NULL
+);
 """
 
 #: Follows (bot.follows): the same SQL on both engines. Ids are chosen by the store (the
@@ -561,7 +586,9 @@ class Store(ABC):
     async def reload_state(self) -> ReloadState:
         """Snapshot what a reload is planned against: seed_files rows and each URL's source."""
         async with self.session("reading seed files") as db:
-            generation = await db.fetchval("SELECT generation FROM corpus_state WHERE id = 1")
+            ((generation, seed_serial),) = await db.fetch(
+                "SELECT generation, seed_serial FROM corpus_state WHERE id = 1"
+            )
             file_rows = await db.fetch(
                 "SELECT path, folder, size, mtime_ns, sha256, url, error FROM seed_files"
             )
@@ -572,32 +599,54 @@ class Store(ABC):
             files=SeedFileTable(file_rows),  # records made on lookup
             sources=dict(source_rows),  # (url, source_file) pairs, in C
             generation=int(generation),
+            seed_serial=int(seed_serial),
         )
 
+    async def folder_listings(self) -> dict[str, str]:
+        """The listing fingerprints that still hold: folders -> digest (see bot.loader)."""
+        async with self.session("reading folder listings") as db:
+            rows = await db.fetch(
+                "SELECT folders, digest FROM folder_listings WHERE seed_serial ="
+                " (SELECT seed_serial FROM corpus_state WHERE id = 1)"
+            )
+        return {str(folder): str(digest) for folder, digest in rows}
+
     async def apply_reload(
-        self, changes: ReloadChanges, *, state: ReloadState, now: datetime
+        self,
+        changes: ReloadChanges,
+        *,
+        state: ReloadState,
+        now: datetime,
+        listings: Mapping[str, str] | None = None,
     ) -> int | None:
         """Apply a planned reload in one transaction: all of it, or (on any error) none of it.
 
-        Raises :class:`StaleReloadError` when the corpus changed since ``state`` was read (plan
-        again), and :class:`StoreError` when the database refuses a write; either way the
-        previous corpus is intact. New URLs get ``first_seen = now``; existing ones keep theirs.
-        Returns the new corpus generation when an article changed, else None.
+        Raises :class:`StaleReloadError` when the corpus or the seed bookkeeping changed since
+        ``state`` was read (plan again), and :class:`StoreError` when the database refuses a
+        write; either way the previous corpus is intact. New URLs get ``first_seen = now``;
+        existing ones keep theirs. ``listings`` (folders -> fingerprint) are recorded as of the
+        bookkeeping this leaves. Returns the new corpus generation when an article changed,
+        else None.
         """
         if not changes:
+            if listings:
+                await self._record_listings(listings, state.seed_serial)
             return None
         now_iso = iso(now)
         articles_change = bool(changes.upsert_articles or changes.delete_articles)
         async with self.session(f"{self.label}: applying the reload", write=True) as db:
             # Checked under the write lock (SQLite's BEGIN IMMEDIATE, PostgreSQL's row lock),
             # so nothing can change between check and write.
-            current = await db.fetchval(
-                "SELECT generation FROM corpus_state WHERE id = 1" + self._lock_row_suffix
+            ((current, serial),) = await db.fetch(
+                "SELECT generation, seed_serial FROM corpus_state WHERE id = 1"
+                + self._lock_row_suffix
             )
-            if int(current) != state.generation:
+            if int(current) != state.generation or int(serial) != state.seed_serial:
                 raise StaleReloadError(
                     f"{self.label}: the collection changed while the reload was being planned"
                 )
+            await self._bump_seed_serial(db)
+            await self._write_listings(db, listings or {}, int(serial) + 1)
             await db.executemany(
                 "DELETE FROM seed_files WHERE path = ?", [(p,) for p in changes.delete_files]
             )
@@ -634,6 +683,30 @@ class Store(ABC):
             len(changes.upsert_files),
         )
         return generation
+
+    async def _record_listings(self, listings: Mapping[str, str], serial: int) -> None:
+        """Record fingerprints taken with the bookkeeping at ``serial``, if it still is."""
+        async with self.session(f"{self.label}: recording folder listings", write=True) as db:
+            current = await db.fetchval(
+                "SELECT seed_serial FROM corpus_state WHERE id = 1" + self._lock_row_suffix
+            )
+            if int(current) == serial:  # else the bookkeeping moved on: they say nothing now
+                await self._write_listings(db, listings, serial)
+
+    @staticmethod
+    async def _bump_seed_serial(db: Session) -> None:
+        await db.execute("UPDATE corpus_state SET seed_serial = seed_serial + 1 WHERE id = 1")
+
+    @staticmethod
+    async def _write_listings(db: Session, listings: Mapping[str, str], serial: int) -> None:
+        # Rows of an older serial say nothing any more: dropped, so the table stays small.
+        await db.execute("DELETE FROM folder_listings WHERE seed_serial < ?", (serial,))
+        await db.executemany(
+            "INSERT INTO folder_listings (folders, digest, seed_serial) VALUES (?, ?, ?)"
+            " ON CONFLICT (folders) DO UPDATE SET digest = excluded.digest,"
+            " seed_serial = excluded.seed_serial",
+            [(folder, digest, serial) for folder, digest in sorted(listings.items())],
+        )
 
     async def _write_articles(
         self,
@@ -785,6 +858,7 @@ class Store(ABC):
         changed): a file whose row has no hash is read, whatever its size and mtime."""
         async with self.session(f"marking {folder} to be read again", write=True) as db:
             await db.execute("UPDATE seed_files SET sha256 = NULL WHERE folder = ?", (folder,))
+            await self._bump_seed_serial(db)
 
     async def apply_feed(
         self,
@@ -1402,6 +1476,7 @@ class Store(ABC):
                 )
                 counts[table] = len(rows)
             current = int(await db.fetchval("SELECT generation FROM corpus_state WHERE id = 1"))
+            await self._bump_seed_serial(db)  # seed_files is another table now
             generation = max(current, source_generation) + 1
             await self._log_generation(db, generation, iso(now), keep=0)
         return counts

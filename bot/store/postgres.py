@@ -26,6 +26,7 @@ import asyncpg
 from ..segments import IndexDoc
 from .base import (
     FOLLOWS_SCHEMA,
+    LISTINGS_SCHEMA,
     SOURCES_SCHEMA,
     Session,
     Store,
@@ -174,10 +175,11 @@ CREATE TABLE index_snapshots (
 
 _MIGRATION_3 = SOURCES_SCHEMA
 _MIGRATION_4 = FOLLOWS_SCHEMA
+_MIGRATION_5 = LISTINGS_SCHEMA
 
 #: Schema scripts; ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 #: Append only: never edit a script that has shipped.
-MIGRATIONS: tuple[str, ...] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4)
+MIGRATIONS: tuple[str, ...] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

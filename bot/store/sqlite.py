@@ -30,6 +30,7 @@ from ..segments import IndexDoc
 from .base import (
     CORPUS_STATE_SQL,
     FOLLOWS_SCHEMA,
+    LISTINGS_SCHEMA,
     SOURCES_SCHEMA,
     CorpusChanges,
     Session,
@@ -203,6 +204,7 @@ CREATE TABLE index_snapshots (
 
 _MIGRATION_6 = SOURCES_SCHEMA
 _MIGRATION_7 = FOLLOWS_SCHEMA
+_MIGRATION_8 = LISTINGS_SCHEMA
 
 #: Schema scripts; ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 #: Append only: never edit a script that has shipped.
@@ -214,6 +216,7 @@ MIGRATIONS: tuple[str, ...] = (
     _MIGRATION_5,
     _MIGRATION_6,
     _MIGRATION_7,
+    _MIGRATION_8,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
