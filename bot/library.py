@@ -31,6 +31,7 @@ from pathlib import Path
 from . import meaning, snapshot
 from .articles import Article
 from .config import Config
+from .foreground import FOREGROUND
 from .loader import LoadReport, load_seeds
 from .memory import release_free_memory
 from .search import SearchIndex, unique_docs
@@ -313,7 +314,8 @@ class Library:
         it runs (each reply then takes about twice as long); in slices of half a millisecond,
         with the loop's other work run between them, a reply waits one slice per await.
         """
-        builder = self.index.segment_builder()
+        # Its vectors are embedded in the thread below, and step aside for replies in flight.
+        builder = self.index.segment_builder(between=FOREGROUND.step_aside)
         docs = unique_docs(upserts)
         clock = time.perf_counter
         position = 0

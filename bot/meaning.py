@@ -24,7 +24,7 @@ import json
 import os
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,10 +117,15 @@ class Embedder:
         self._tokenizer = tokenizer
         self._table = table  # (vocabulary, DIM) float16, memory-mapped
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit float32 vectors, one row per text (all zero for a text with no tokens)."""
+    def embed(
+        self, texts: Sequence[str], *, between: Callable[[], object] | None = None
+    ) -> np.ndarray:
+        """Unit float32 vectors, one row per text (all zero for a text with no tokens).
+        ``between`` is called between batches (background work lets replies go first)."""
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         for start in range(0, len(texts), BATCH):
+            if between is not None and start:
+                between()
             # Runs of whitespace as one space: the pre-tokenizer below then splits exactly
             # where SentencePiece would, so the tokens are the model's own.
             chunk = [" ".join(t[:MAX_TEXT_CHARS].split()) for t in texts[start : start + BATCH]]

@@ -43,7 +43,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -284,10 +284,12 @@ class SearchIndex:
         builder.add(unique_docs(upserts))
         return self.with_segment(builder, removed)
 
-    def segment_builder(self) -> SegmentBuilder:
-        """A builder for the next change's segment (feed it, then :meth:`with_segment`)."""
+    def segment_builder(self, *, between: Callable[[], object] | None = None) -> SegmentBuilder:
+        """A builder for the next change's segment (feed it, then :meth:`with_segment`);
+        ``between`` is called between its embedding batches."""
         shared = self._shared
-        return SegmentBuilder(shared.vocab, (shared.topics, shared.providers), shared.embedder)
+        names = (shared.topics, shared.providers)
+        return SegmentBuilder(shared.vocab, names, shared.embedder, between=between)
 
     def with_segment(self, built: SegmentBuilder, removed: Iterable[str] = ()) -> SearchIndex:
         """The next version: the documents of ``built`` added, replacing any of the same URL,

@@ -21,6 +21,7 @@ from discord.ext import commands
 from ..articles import Article, RelatedLink
 from ..embeds import article_embed, no_hits_text, related_embed, truncate
 from ..errors import UserError, guarded
+from ..foreground import FOREGROUND
 from ..search import SearchIndex
 from ..store import StoreError, new_search_id
 from ..tokens import fold
@@ -66,6 +67,12 @@ class NewsCog(commands.Cog):
         query: str,
         topic: str | None = None,
         source: str | None = None,
+    ) -> None:
+        with FOREGROUND.reply():  # a change being applied in a thread lets this go first
+            await self._news(interaction, query, topic, source)
+
+    async def _news(
+        self, interaction: discord.Interaction, query: str, topic: str | None, source: str | None
     ) -> None:
         config = self.bot.config.search
         if len(query) > config.max_query_length:
@@ -244,7 +251,8 @@ class PageButton(
         return cls(int(match["search"]), match["direction"], int(match["page"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await guarded(interaction, self._show_page, what=f"button {self.custom_id}")
+        with FOREGROUND.reply():
+            await guarded(interaction, self._show_page, what=f"button {self.custom_id}")
 
     async def _show_page(self, interaction: discord.Interaction) -> None:
         saved, page, article = await _saved_hit(interaction, self.search_id, self.page)
@@ -284,7 +292,8 @@ class RelatedButton(
         return cls(int(match["search"]), int(match["page"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await guarded(interaction, self._show_related, what=f"button {self.custom_id}")
+        with FOREGROUND.reply():
+            await guarded(interaction, self._show_related, what=f"button {self.custom_id}")
 
     async def _show_related(self, interaction: discord.Interaction) -> None:
         # Anyone may look at the related stories: the answer is for their eyes only.

@@ -1,0 +1,84 @@
+"""bot.foreground: background work in a thread steps aside while replies are in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from bot import meaning
+from bot.foreground import Foreground
+
+
+def test_with_no_reply_in_flight_a_step_goes_on_at_once() -> None:
+    gate = Foreground()
+    assert gate.step_aside(at_most=5.0) == 0.0
+
+
+def test_a_step_waits_for_the_reply_in_flight_to_end() -> None:
+    gate = Foreground()
+    waited: list[float] = []
+
+    def background() -> None:
+        waited.append(gate.step_aside(at_most=5.0))
+
+    with gate.reply():
+        assert gate.in_flight == 1
+        worker = threading.Thread(target=background)
+        worker.start()
+        time.sleep(0.05)
+        assert worker.is_alive()  # still stepping aside
+    worker.join(timeout=5)
+    assert not worker.is_alive()
+    assert gate.in_flight == 0
+    assert 0.04 < waited[0] < 4.0
+
+
+def test_a_step_waits_at_most_its_bound_under_constant_replies() -> None:
+    gate = Foreground()
+    with gate.reply(), gate.reply():
+        started = time.perf_counter()
+        waited = gate.step_aside(at_most=0.03)
+        assert 0.03 <= waited < 1.0
+        assert time.perf_counter() - started < 1.0
+        assert gate.in_flight == 2
+
+
+def test_a_reply_that_fails_is_no_longer_in_flight() -> None:
+    gate = Foreground()
+    with pytest.raises(RuntimeError), gate.reply():
+        raise RuntimeError("the reply failed")
+    assert gate.in_flight == 0
+
+
+def test_the_embedder_steps_aside_between_its_batches() -> None:
+    try:
+        embedder = meaning.embedder()
+    except meaning.MeaningUnavailable as exc:  # pragma: no cover - the model ships with us
+        pytest.fail(f"the model should be installed: {exc}")
+    texts = [f"story number {n} about robots" for n in range(meaning.BATCH * 3 + 1)]
+    calls: list[int] = []
+    vectors = embedder.embed(texts, between=lambda: calls.append(1))
+    assert len(calls) == 3  # between the four batches, not before the first
+    assert (vectors == embedder.embed(texts)).all()  # the same vectors either way
+
+
+async def test_a_change_is_applied_even_under_a_constant_stream_of_replies() -> None:
+    gate = Foreground()
+    stop = asyncio.Event()
+
+    async def replies() -> None:
+        while not stop.is_set():
+            with gate.reply():
+                await asyncio.sleep(0.005)
+
+    stream = asyncio.create_task(replies())
+    await asyncio.sleep(0.01)
+    started = time.perf_counter()
+    waited = await asyncio.to_thread(lambda: [gate.step_aside(at_most=0.01) for _ in range(5)])
+    stop.set()
+    await stream
+    assert all(w <= 0.5 for w in waited)
+    assert time.perf_counter() - started < 2.0
