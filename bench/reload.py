@@ -462,6 +462,7 @@ async def run_size(
         config = write_config(
             tmp, fake, str(database), corpus.folder,
             discord={"guild_ids": [GUILD_ID]}, refresh_seconds=args.refresh_seconds,
+            watch_folders=args.watch,
         )  # fmt: skip
         log(f"{size:,}: newsbot load (cold)...")
         status, output, run.cold_load_s = await cli(tmp, config, "load")
@@ -846,6 +847,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--refresh-seconds", type=float, default=2.0, help="the bot's refresh_seconds (default)"
     )
+    parser.add_argument(
+        "--watch", action=argparse.BooleanOptionalAction, default=False,
+        help="the bot watches its seeds folder and loads changes itself too (default: off, so "
+        "that every change is loaded by the bench's loader process, as by `newsbot load`)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=1, help="for the corpus and the queries")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait a callback")
     parser.add_argument("--quick", action="store_true", help="small sizes: " + ", ".join(
