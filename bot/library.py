@@ -32,7 +32,7 @@ from . import meaning, snapshot
 from .articles import Article
 from .config import Config
 from .foreground import FOREGROUND
-from .loader import LoadReport, load_seeds
+from .loader import LoadReport, load_changed, load_seeds
 from .memory import release_free_memory
 from .search import SearchIndex, unique_docs
 from .segments import IndexDoc
@@ -407,6 +407,26 @@ class Library:
                 )
         # Whatever this load changed or not, the index now follows the database: another
         # process may have changed it since this one last looked.
+        await self.sync_index()
+        return report
+
+    async def reload_changed(
+        self, folder: Path, changed: Iterable[str], *, topics: Sequence[str] = ()
+    ) -> LoadReport:
+        """Load the files of ``folder`` a watcher saw change, and only them (see
+        :func:`bot.loader.load_changed`); the whole folder when they need it. Then serve
+        what the database holds."""
+        async with self._exclusive(wait=True):
+            with _event_loop_first():
+                now = self.clock()
+                max_bytes = self.config.max_seed_bytes
+                report = await load_changed(
+                    self.store, folder, changed, max_bytes=max_bytes, now=now, topics=topics
+                )
+                if report is None:
+                    report = await load_seeds(
+                        self.store, [folder], max_bytes=max_bytes, now=now, topics=topics
+                    )
         await self.sync_index()
         return report
 

@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .articles import DEFAULT_MAX_BYTES, Article, SeedError, parse_seed, printable, with_topics
+from .foreground import FOREGROUND
 
 if TYPE_CHECKING:
     from .store import Store
@@ -76,6 +77,12 @@ _LOWER_SUFFIXES = tuple(SEED_SUFFIXES)  # for str.endswith; other cases are lowe
 _APPLY_ATTEMPTS = 3
 
 Progress = Callable[[int, int], None]
+
+# Files examined between two chances for a bot's replies in flight to go first (see
+# bot.foreground): a few ms of parsing.
+STEP_FILES = 16
+# The same for the entries a scan stats: about a millisecond of them.
+STEP_ENTRIES = 512
 
 #: ``articles.source_file`` of a feed's articles is this prefix and the source's name; seed
 #: files are absolute paths, so the two never meet.
@@ -286,17 +293,156 @@ async def load_seeds(
         )
         # Only what is not recorded already: a no-change load then writes nothing at all.
         listings = {k: v for k, v in listings.items() if recorded.get(k) != v}
-        try:
-            await store.apply_reload(changes, state=state, now=now, listings=listings)
-            report.articles_changed = bool(changes.upsert_articles or changes.delete_articles)
-        except StaleReloadError:
-            if attempt == _APPLY_ATTEMPTS:
-                raise
-            log.info("the store changed while planning the reload; planning again")
-            continue
-        _log_loaded(path_list, report)
-        return report
+        if await _applied(
+            store, changes, report, state, now, listings, last=attempt == _APPLY_ATTEMPTS
+        ):
+            _log_loaded(path_list, report)
+            return report
     raise AssertionError("unreachable")
+
+
+async def _applied(
+    store: Store,
+    changes: ReloadChanges,
+    report: LoadReport,
+    state: ReloadState,
+    now: datetime,
+    listings: Mapping[str, str] | None = None,
+    *,
+    last: bool,
+) -> bool:
+    """Apply a plan; False if it was stale (plan again), which is raised on the ``last`` try."""
+    try:
+        await store.apply_reload(changes, state=state, now=now, listings=listings)
+    except StaleReloadError:
+        if last:
+            raise
+        log.info("the store changed while planning the reload; planning again")
+        return False
+    report.articles_changed = bool(changes.upsert_articles or changes.delete_articles)
+    return True
+
+
+#: A watcher's burst of more changed files than this is loaded as a whole folder: one scan
+#: then costs less than this many lookups by path and by URL.
+CHANGED_AT_MOST = 2000
+
+
+async def load_changed(
+    store: Store,
+    folder: Path | str,
+    changed: Iterable[Path | str],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    now: datetime,
+    topics: Sequence[str] = (),
+) -> LoadReport | None:
+    """Load only the files of ``folder`` that a watcher saw written, created or deleted, as a
+    load of the whole folder would (see :func:`load_seeds`), without scanning the folder or
+    reading every row: only the rows of those files and of the files holding their URLs.
+
+    Returns None, having written nothing, when the changes need the whole folder looked at:
+    a folder, a symlink or something unreadable among them, or more than
+    :data:`CHANGED_AT_MOST` of them. Paths outside ``folder``, hidden ones and other files
+    than seeds are ignored.
+    """
+    _check_aware(now)
+    try:
+        root = str(Path(folder).expanduser().resolve(strict=True))
+    except (OSError, RuntimeError):
+        return None  # the folder itself is gone or unreadable: the whole load says so
+    inside = root.rstrip(os.sep) + os.sep
+    # A watcher reports paths under the folder as it was named, which may not be resolved.
+    named = os.path.abspath(os.path.expanduser(folder)).rstrip(os.sep) + os.sep
+    wanted: set[str] = set()
+    for given in map(os.fspath, changed):
+        path = os.path.abspath(given)
+        if path.startswith(named) and named != inside:
+            path = inside + path[len(named) :]
+        if not path.startswith(inside):
+            continue
+        kind = _seed_path_kind(path[len(inside) :])
+        if kind is None:
+            return None  # a folder came or went, or a file that is not a seed by its name
+        if kind:
+            wanted.add(path)
+    if len(wanted) > CHANGED_AT_MOST:
+        return None
+    if not wanted:
+        return LoadReport()
+    paths = sorted(wanted)
+    tags = tuple(topics)
+    for attempt in range(1, _APPLY_ATTEMPTS + 1):
+        scan = await asyncio.to_thread(_stat_changed, paths, root)
+        if scan is None:
+            return None
+        before = await store.seed_rows(paths, ())
+        examined = await asyncio.to_thread(_examine_changed, scan, before, max_bytes, tags)
+        urls = {row[5] for row in before.values() if row[5] is not None}
+        urls.update(file.url for _row, file in examined.values() if file.url is not None)
+        state = await store.partial_reload_state(paths, sorted(urls))
+        holders = [p for p in state.files if p.startswith(inside) and p not in scan.found]
+        others = await asyncio.to_thread(_stat_changed, holders, root, vanish=False)
+        if others is None:
+            return None
+        scan.found.update(others.found)
+        changes, report, _listings = await asyncio.to_thread(
+            _plan, [], _table(state.files), state.sources, max_bytes, None, tags, scan, examined
+        )
+        if await _applied(store, changes, report, state, now, last=attempt == _APPLY_ATTEMPTS):
+            _log_loaded([Path(root)], report)
+            return report
+    raise AssertionError("unreachable")
+
+
+def _seed_path_kind(relative: str) -> bool | None:
+    """Of a changed path inside a folder: True, a seed file's by its name; False, one a scan
+    skips (hidden, or in a hidden folder); None, anything else (a folder, most likely)."""
+    parts = relative.split(os.sep)
+    if any(part.startswith(".") for part in parts):
+        return False
+    name = parts[-1]
+    dot = name.rfind(".")
+    if not name or dot <= 0 or name[dot:].lower() not in SEED_SUFFIXES:
+        return None
+    return True
+
+
+def _stat_changed(paths: Sequence[str], root: str, *, vanish: bool = True) -> _Scan | None:
+    """The scan of a load of changed files only: each one's stat, as a folder scan takes it;
+    a file that no longer exists is ``vanished`` (else left out). None if one is anything but
+    a regular file or missing (a folder, a symlink, unreadable): the whole folder is loaded."""
+    scan = _Scan()
+    for path in paths:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            if vanish:
+                scan.vanished.add(path)
+            continue
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode) or _undecodable(path) is not None:
+            return None
+        scan.found[path] = (root, st.st_size, st.st_mtime_ns)
+    return scan
+
+
+def _examine_changed(
+    scan: _Scan, rows: Mapping[str, _Row], max_bytes: int, topics: tuple[str, ...]
+) -> dict[str, tuple[_Row | None, _File]]:
+    """Each changed file examined against its row, to learn the URL it holds now."""
+    examined: dict[str, tuple[_Row | None, _File]] = {}
+    for number, (path, (root, size, mtime_ns)) in enumerate(scan.found.items(), 1):
+        if number % STEP_FILES == 0:
+            FOREGROUND.step_aside()  # in a bot, its replies in flight go first
+        row = rows.get(path)
+        record = None if row is None else SeedFileRecord(*row)
+        examined[path] = (
+            row,
+            _examine(path, root, record, max_bytes, size, mtime_ns, topics=topics),
+        )
+    return examined
 
 
 def _log_loaded(paths: Sequence[Path], report: LoadReport) -> None:
@@ -402,6 +548,9 @@ class _Scan:
     folders: list[str] = field(default_factory=list)  # folders scanned completely...
     incomplete: list[str] = field(default_factory=list)  # ...except for these sub-folders
     files_given: int = 0  # paths given that are files, not folders
+    # Files a watcher saw deleted (a load of changed files only): removed like files gone from
+    # a scanned folder.
+    vanished: set[str] = field(default_factory=set)
 
 
 def _plan(
@@ -412,10 +561,13 @@ def _plan(
     progress: Progress | None,
     topics: tuple[str, ...] = (),
     scan: _Scan | None = None,
+    examined: Mapping[str, tuple[_Row | None, _File]] | None = None,
 ) -> tuple[ReloadChanges, LoadReport, dict[str, str]]:
     """Decide what a load writes, from the store's bookkeeping ``table`` and URL ``sources``;
-    ``scan`` is the scan of ``paths`` if taken already. Also returns the listing fingerprint
-    of each folder the load leaves settled (see :func:`_settled_listings`).
+    ``scan`` is the scan of ``paths`` if taken already, and ``examined`` the outcome of files
+    examined already, with the row they were examined against (used only if the table still
+    holds that row). Also returns the listing fingerprint of the folders the load leaves
+    settled (see :func:`_settled_listings`).
 
     Built for a reload where little changed: one pass over the rows settles every file that is
     *kept* (found, same size and mtime as its row, a row without error, and the source of its
@@ -481,9 +633,15 @@ def _plan(
             record = SeedFileRecord(*row)
             if folder is None:
                 folder = record.folder  # naming a file directly does not detach it from its folder
-        files[path] = _examine(
-            path, folder, record, max_bytes, seen_size, seen_mtime_ns, topics=topics
-        )
+        early = examined.get(path) if examined else None
+        if early is not None and early[0] == row:
+            files[path] = early[1]
+        else:
+            files[path] = _examine(
+                path, folder, record, max_bytes, seen_size, seen_mtime_ns, topics=topics
+            )
+            if done % STEP_FILES == 0:
+                FOREGROUND.step_aside()  # in a bot, its replies in flight go first
         done += 1
         if progress is not None and (done % step == 0 or done == total):
             progress(done, total)
@@ -716,7 +874,9 @@ def _scan_folder(root: str, scan: _Scan) -> None:
         # An ASCII name in a UTF-8 folder makes a UTF-8 path: only other names need the check.
         folder_utf8 = _undecodable(folder) is None
         subfolders: list[str] = []
-        for entry in entries:
+        for number, entry in enumerate(entries, 1):
+            if number % STEP_ENTRIES == 0:
+                FOREGROUND.step_aside()  # in a bot, its replies in flight go first
             name = entry.name
             if name.startswith("."):
                 continue
@@ -829,6 +989,8 @@ def _undecodable(path: str) -> str | None:
 
 def _removed(scan: _Scan, unfound: Sequence[_Row]) -> list[_Row]:
     """Rows of files that came from a folder scanned by this load, and were not found in it."""
+    if scan.vanished:
+        return [row for row in unfound if row[1] is not None and row[0] in scan.vanished]
     if not scan.folders or not unfound:
         return []
     scanned = tuple(f.rstrip(os.sep) + os.sep for f in scan.folders)

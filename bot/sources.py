@@ -25,7 +25,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -259,6 +259,8 @@ class SourcePoller:
         self._running: dict[str, asyncio.Task[PollResult]] = {}  # the schedule's polls
         self._active: set[str] = set()  # every poll of this process, running now
         self._again: set[str] = set()  # asked for again while being polled
+        # Watched folders' changed files, for their next poll to load (None: the whole folder).
+        self._changed: dict[str, set[str] | None] = {}
         self._first_due: dict[str, datetime] = {}  # sources never polled: when to start
         self._known: dict[str, SourceState] = {}  # each source's state as last read or saved
         self._read_at = 0.0  # when _known was last read whole (monotonic)
@@ -476,17 +478,28 @@ class SourcePoller:
     async def _poll_folder(
         self, source: SourceConfig, state: SourceState
     ) -> tuple[PollResult, SourceState]:
-        return await self._load_folder(source, state, Path(source.location))
+        # Taken before the load looks at the folder: what changes after it is polled again.
+        changed = self._changed.pop(source.name, None)
+        return await self._load_folder(source, state, Path(source.location), changed)
 
     async def _load_folder(
-        self, source: SourceConfig, state: SourceState, folder: Path
+        self,
+        source: SourceConfig,
+        state: SourceState,
+        folder: Path,
+        changed: Collection[str] | None = None,
     ) -> tuple[PollResult, SourceState]:
+        """Load ``folder`` (only its ``changed`` files, when a watcher said which)."""
         folder = folder.expanduser().absolute()
         signature = "\n".join(source.topics)
         if (state.topics or "") != signature and folder.is_dir():
             # Files loaded with other topics than the source's now: read them all again.
             await self.library.store.forget_file_hashes(str(folder.resolve()))
-        report = await self.library.reload([folder], topics=source.topics)
+            changed = None
+        if changed:
+            report = await self.library.reload_changed(folder, changed, topics=source.topics)
+        else:
+            report = await self.library.reload([folder], topics=source.topics)
         result = _report_result(source, report, str(folder))
         if result.error is not None:
             raise SourceError(result.error)
@@ -509,8 +522,14 @@ class SourcePoller:
 
     # --- the schedule (the bot) -------------------------------------------------------------
 
-    async def folder_changed(self, name: str) -> None:
-        """A watched folder changed: load it now (its state records the outcome)."""
+    async def folder_changed(self, name: str, paths: Collection[str] | None = None) -> None:
+        """A watched folder changed: load what changed now, ``paths`` (the whole folder when
+        None); its state records the outcome."""
+        pending = self._changed.get(name, set())
+        if paths is None or pending is None:
+            self._changed[name] = None
+        else:
+            self._changed[name] = pending | set(paths)
         await self.poll(name, force=True)
 
     def wake(self) -> None:

@@ -3,9 +3,11 @@
 The operating system tells (inotify, FSEvents, ReadDirectoryChangesW, through ``watchfiles``),
 so an idle folder of 100,000 files costs nothing; rescanning it to find a change would cost
 a second of CPU each time. Changes are gathered for a moment (an editor's save, a ``git
-checkout`` or an ``rsync`` touches many files at once) and then the folder is loaded, which
-reads only what changed. Where the system refuses a watch (inotify's limit, a network file
-system), the folder is polled instead; a folder that does not exist yet is waited for.
+checkout`` or an ``rsync`` touches many files at once) and then only the files that changed
+are loaded (:func:`bot.loader.load_changed`); a sub-folder that came or went gets the whole
+folder loaded, which reads only what changed. Where the system refuses a watch (inotify's
+limit, a network file system), the folder is polled instead; a folder that does not exist yet
+is waited for.
 """
 
 from __future__ import annotations
@@ -48,12 +50,14 @@ def is_seed_change(root: Path, path: str) -> bool:
 
 async def watch_folder(
     folder: Path,
-    on_change: Callable[[], Awaitable[None]],
+    on_change: Callable[[frozenset[str] | None], Awaitable[None]],
     *,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Call ``on_change`` after each burst of changes to seed files under ``folder``, until
-    cancelled (or ``stop`` is set). Never raises: a watch that fails is retried by polling."""
+    """Call ``on_change(paths)`` after each burst of changes to seed files under ``folder``
+    with the paths that changed (written, created or deleted; sub-folders that came or went
+    too), or with None when the whole folder is to be loaded (it appeared), until cancelled
+    (or ``stop`` is set). Never raises: a watch that fails is retried by polling."""
     from watchfiles import awatch
 
     folder = folder.absolute()
@@ -67,10 +71,10 @@ async def watch_folder(
         if not folder.is_dir():
             await _sleep_or_stop(stop, MISSING_RETRY_SECONDS)
             if folder.is_dir():
-                await on_change()  # it appeared: load what it holds
+                await on_change(None)  # it appeared: load what it holds
             continue
         try:
-            async for _changes in awatch(
+            async for changes in awatch(
                 folder,
                 watch_filter=seed_changes,
                 debounce=DEBOUNCE_MS,
@@ -81,7 +85,7 @@ async def watch_folder(
                 recursive=True,
                 ignore_permission_denied=True,
             ):
-                await on_change()
+                await on_change(frozenset(path for _change, path in changes))
                 if not folder.is_dir():
                     break  # removed: its last load said so; wait for it to come back
         except asyncio.CancelledError:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from bot.loader import LoadReport, ReloadChanges, StaleReloadError, load_seeds
 from bot.store import Store
+from tests.test_load_changed import apply_op
 from tests.test_loader import NOW, names, seed, seeds, store, titles, write
 
 __all__ = ["seeds", "store"]  # the loader tests' fixtures, used here too
@@ -233,25 +234,6 @@ OPS = st.lists(
 )  # fmt: skip
 
 
-def _apply(folder: Path, op: tuple[object, ...], clock: list[int]) -> None:
-    kind, *args = op
-    if kind == "load":
-        return
-    path = folder / str(args[0])
-    clock[0] += 1_000_000_000  # every change gets its own mtime, whatever the clock's grain
-    if kind == "write":
-        url, day = str(args[1]), int(args[2])  # type: ignore[call-overload]
-        write(path, seed(url, f"Title {day}", published=f"2024-01-0{day + 1}T00:00:00Z"))
-    elif kind == "break":
-        write(path, "---\nbroken: [\n---\n")
-    elif not path.exists():
-        return
-    elif kind == "delete":
-        path.unlink()
-        return
-    os.utime(path, ns=(clock[0], clock[0]))
-
-
 def _summary(report: LoadReport) -> tuple[object, ...]:
     return (
         report.added, report.updated, report.unchanged, report.removed, report.rejected,
@@ -276,8 +258,9 @@ def test_any_sequence_of_changes_loads_as_the_long_way_would(ops: list[tuple[obj
 
             long.folder_listings = no_listings  # type: ignore[method-assign]
             for op in [*ops, ("load",), ("load",)]:
-                _apply(folder, op, clock)
-                if op[0] == "load":
+                if op[0] != "load":
+                    apply_op(folder, op, clock)
+                else:
                     got = await load_seeds(short, [folder], now=NOW)
                     want = await load_seeds(long, [folder], now=NOW)
                     assert _summary(got) == _summary(want)

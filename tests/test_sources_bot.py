@@ -145,3 +145,40 @@ async def test_a_watched_folder_serves_a_new_file_within_seconds_without_a_reloa
             await asyncio.sleep(0.1)
         else:
             raise AssertionError("the removed file's story is still served")
+
+
+async def test_a_watched_folder_loads_an_edit_alone_and_a_new_sub_folder_whole(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path, watch_folders=True) as harness:
+        seeds = Path(harness.config.seeds_dir)
+        first = sorted(seeds.glob("*.md"))[0]
+        template = first.read_text(encoding="utf-8")
+        await asyncio.sleep(0.3)  # the watch is set up as the bot starts
+        first.write_text(
+            template.replace("Amazon and Microsoft pause", "Quokka wardens pause"),
+            encoding="utf-8",
+        )
+        await served(harness, "quokka wardens", "Quokka wardens", 15)
+        # Only the edited file was looked at: the source's outcome counts one file.
+        store = harness.bot.library.store
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            state = (await store.source_states()).get("seeds")
+            if state is not None and state.outcome and "updated 1" in state.outcome:
+                break
+            await asyncio.sleep(0.1)
+        assert state is not None and state.outcome is not None
+        assert "updated 1," in state.outcome and "unchanged 0" in state.outcome, state.outcome
+
+        # A folder moved in whole (the watcher reports the folder): the folder is loaded.
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        (staging / "walrus.md").write_text(
+            template.replace("https://qz.com/1867967/", "https://example.com/walrus/").replace(
+                "Amazon and Microsoft pause", "Walrus census takers pause"
+            ),
+            encoding="utf-8",
+        )
+        staging.rename(seeds / "arrivals")
+        await served(harness, "walrus census takers", "Walrus census", 15)

@@ -256,6 +256,9 @@ ALTER TABLE corpus_state ADD COLUMN seed_serial BIGINT NOT NULL DEFAULT 0;
 -- The fingerprint (paths, sizes, mtimes) of the listing of a load's folders when it left every
 -- file in them settled: a reload that finds the same one, under the same serial, has nothing
 -- to do.
+-- A load of a few changed files looks up the other files holding their URLs.
+CREATE INDEX seed_files_by_url ON seed_files (url);
+
 CREATE TABLE folder_listings (
     folders     TEXT PRIMARY KEY,   -- the load's folders, resolved, one per line
     digest      TEXT NOT NULL,
@@ -601,6 +604,49 @@ class Store(ABC):
             generation=int(generation),
             seed_serial=int(seed_serial),
         )
+
+    async def seed_rows(self, paths: Sequence[str], urls: Sequence[str]) -> dict[str, _SeedRow]:
+        """The seed_files rows of ``paths`` and of the files holding ``urls``, by path."""
+        async with self.session("reading seed files") as db:
+            return await self._seed_rows(db, paths, urls)
+
+    async def partial_reload_state(self, paths: Sequence[str], urls: Sequence[str]) -> ReloadState:
+        """What a load of a few changed files is planned against: the rows of ``paths`` and of
+        every file holding one of ``urls``, and the sources of those URLs (see
+        :func:`bot.loader.load_changed`); the same snapshot as :meth:`reload_state` otherwise."""
+        async with self.session("reading seed files") as db:
+            ((generation, seed_serial),) = await db.fetch(
+                "SELECT generation, seed_serial FROM corpus_state WHERE id = 1"
+            )
+            rows = await self._seed_rows(db, paths, urls)
+            sources: dict[str, str] = {}
+            for chunk in _chunks(urls):
+                marks = ", ".join("?" * len(chunk))
+                found = await db.fetch(
+                    f"SELECT url, source_file FROM articles WHERE url IN ({marks})", chunk
+                )
+                sources.update((str(url), str(source)) for url, source in found)
+        return ReloadState(
+            files=SeedFileTable(rows.values()),
+            sources=sources,
+            generation=int(generation),
+            seed_serial=int(seed_serial),
+        )
+
+    @staticmethod
+    async def _seed_rows(
+        db: Session, paths: Sequence[str], urls: Sequence[str]
+    ) -> dict[str, _SeedRow]:
+        columns = "path, folder, size, mtime_ns, sha256, url, error"
+        rows: dict[str, _SeedRow] = {}
+        for key, values in (("path", paths), ("url", urls)):
+            for chunk in _chunks(values):
+                marks = ", ".join("?" * len(chunk))
+                found = await db.fetch(
+                    f"SELECT {columns} FROM seed_files WHERE {key} IN ({marks})", chunk
+                )
+                rows.update((str(row[0]), tuple(row)) for row in found)
+        return rows
 
     async def folder_listings(self) -> dict[str, str]:
         """The listing fingerprints that still hold: folders -> digest (see bot.loader)."""
@@ -1483,6 +1529,15 @@ class Store(ABC):
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+# A seed_files row as a tuple: (path, folder, size, mtime_ns, sha256, url, error).
+_SeedRow = tuple[Any, ...]
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    """``values`` in pieces small enough for one ``IN (...)`` on either engine."""
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
 
 
 def new_search_id() -> int:
