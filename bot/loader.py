@@ -874,54 +874,55 @@ def _scan_folder(root: str, scan: _Scan) -> None:
         # An ASCII name in a UTF-8 folder makes a UTF-8 path: only other names need the check.
         folder_utf8 = _undecodable(folder) is None
         subfolders: list[str] = []
-        for number, entry in enumerate(entries, 1):
-            if number % STEP_ENTRIES == 0:
+        for first in range(0, len(entries), STEP_ENTRIES):
+            if first:
                 FOREGROUND.step_aside()  # in a bot, its replies in flight go first
-            name = entry.name
-            if name.startswith("."):
-                continue
-            if not (folder_utf8 and name.isascii()):
-                shown = _undecodable(entry.path)
-                if shown is not None:
-                    # SQLite stores text as UTF-8: such a path cannot even be recorded, and one
-                    # file must never fail the whole load.
-                    reject(shown, "the file name is not valid UTF-8; rename the file")
+            for entry in entries[first : first + STEP_ENTRIES]:
+                name = entry.name
+                if name.startswith("."):
                     continue
-            try:
-                # endswith first: one call, no new string, for the usual lower-case suffix.
-                is_seed = name.endswith(_LOWER_SUFFIXES) or (
-                    (dot := name.rfind(".")) > 0 and name[dot:].lower() in SEED_SUFFIXES
-                )
-                if is_seed and entry.is_file(follow_symlinks=False):
-                    # The common case, inline: a plain seed file (not a link, not a folder).
-                    path = entry.path
-                    known = found.get(path)
-                    if known is None:
-                        # Its stat, taken now: one system call (DirEntry caches it), and the
-                        # only one a file gets when it did not change.
-                        try:
-                            st = entry.stat()
-                        except OSError:
-                            # It vanished after the listing: _examine stats it again and
-                            # rejects it as any file that vanished before its read.
-                            found[path] = (root, None, 0)
-                        else:
-                            # Not regular after all (replaced since the listing): _examine
-                            # stats it again and says what it is.
-                            found[path] = (
-                                (root, st.st_size, st.st_mtime_ns)
-                                if is_reg(st.st_mode)
-                                else (root, None, 0)
-                            )
-                    elif known[0] is None:  # a folder beats "given directly"
-                        found[path] = (root, known[1], known[2])
-                else:
-                    _scan_entry(entry, is_seed, root, inside, scan, subfolders, reject)
-            except OSError as exc:
-                # Entries vanish mid-scan (a file deleted, a process gone from /proc), links
-                # cannot be read (/proc/PID/exe of a zombie), permissions differ: that entry is
-                # rejected by name, and the scan goes on.
-                reject(entry.path, f"cannot read: {exc.strerror or exc}")
+                if not (folder_utf8 and name.isascii()):
+                    shown = _undecodable(entry.path)
+                    if shown is not None:
+                        # SQLite stores text as UTF-8: such a path cannot even be recorded, and one
+                        # file must never fail the whole load.
+                        reject(shown, "the file name is not valid UTF-8; rename the file")
+                        continue
+                try:
+                    # endswith first: one call, no new string, for the usual lower-case suffix.
+                    is_seed = name.endswith(_LOWER_SUFFIXES) or (
+                        (dot := name.rfind(".")) > 0 and name[dot:].lower() in SEED_SUFFIXES
+                    )
+                    if is_seed and entry.is_file(follow_symlinks=False):
+                        # The common case, inline: a plain seed file (not a link, not a folder).
+                        path = entry.path
+                        known = found.get(path)
+                        if known is None:
+                            # Its stat, taken now: one system call (DirEntry caches it), and the
+                            # only one a file gets when it did not change.
+                            try:
+                                st = entry.stat()
+                            except OSError:
+                                # It vanished after the listing: _examine stats it again and
+                                # rejects it as any file that vanished before its read.
+                                found[path] = (root, None, 0)
+                            else:
+                                # Not regular after all (replaced since the listing): _examine
+                                # stats it again and says what it is.
+                                found[path] = (
+                                    (root, st.st_size, st.st_mtime_ns)
+                                    if is_reg(st.st_mode)
+                                    else (root, None, 0)
+                                )
+                        elif known[0] is None:  # a folder beats "given directly"
+                            found[path] = (root, known[1], known[2])
+                    else:
+                        _scan_entry(entry, is_seed, root, inside, scan, subfolders, reject)
+                except OSError as exc:
+                    # Entries vanish mid-scan (a file deleted, a process gone from /proc), links
+                    # cannot be read (/proc/PID/exe of a zombie), permissions differ: that entry is
+                    # rejected by name, and the scan goes on.
+                    reject(entry.path, f"cannot read: {exc.strerror or exc}")
         pending.extend(subfolders)
 
 
