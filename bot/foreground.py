@@ -13,6 +13,7 @@ under a constant stream of replies. Replies mark themselves with :meth:`Foregrou
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ class Foreground:
 
     def __init__(self) -> None:
         self._in_flight = 0
+        self._replying_thread: int | None = None  # the event loop's, once a reply was made
 
     @property
     def in_flight(self) -> int:
@@ -37,6 +39,7 @@ class Foreground:
     @contextmanager
     def reply(self) -> Iterator[None]:
         """Mark a reply in flight for as long as the block runs (on the event loop)."""
+        self._replying_thread = threading.get_ident()
         self._in_flight += 1
         try:
             yield
@@ -45,8 +48,9 @@ class Foreground:
 
     def step_aside(self, at_most: float = STEP_ASIDE_AT_MOST) -> float:
         """In a worker thread: wait while replies are in flight, up to ``at_most`` seconds.
-        Returns the seconds waited."""
-        if not self._in_flight:
+        Returns the seconds waited. On the event loop's own thread it never waits: the
+        replies it would wait for could not move on meanwhile."""
+        if not self._in_flight or threading.get_ident() == self._replying_thread:
             return 0.0
         started = time.perf_counter()
         deadline = started + at_most

@@ -22,8 +22,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from .foreground import FOREGROUND
 from .meaning import Vectors, article_text
 from .tokens import compounds, fold, folded_words
+
+step_aside = FOREGROUND.step_aside
 
 if TYPE_CHECKING:
     from .articles import Article
@@ -295,14 +298,20 @@ class Segment:
         size = len(published)
         title_terms = np.concatenate([title.flat, compound.flat])
         title_docs = np.concatenate([title.docs(), compound.docs()])
+        # Between the big steps a bot's replies in flight go first (see bot.foreground).
+        step_aside()
+        title_post = _postings(title_terms, title_docs, size)
+        step_aside()
+        excerpt_post = _postings(excerpt.flat, excerpt.docs(), size)
+        step_aside()
         return cls(
             size=size,
             title=title,
             excerpt=excerpt,
             compound=compound,
             topic=topic,
-            title_post=_postings(title_terms, title_docs, size),
-            excerpt_post=_postings(excerpt.flat, excerpt.docs(), size),
+            title_post=title_post,
+            excerpt_post=excerpt_post,
             published=published,
             quality=quality,
             provider=provider,
@@ -320,9 +329,13 @@ class Segment:
         """
         kept = [(seg, np.flatnonzero(alive)) for seg, alive in parts]
         with_meaning = all(s.meaning is not None for s, _ in kept)
+        title = Ragged.concat([s.title.take(rows) for s, rows in kept])
+        step_aside()  # a bot's replies in flight go first (see bot.foreground)
+        excerpt = Ragged.concat([s.excerpt.take(rows) for s, rows in kept])
+        step_aside()
         return cls.assemble(
-            Ragged.concat([s.title.take(rows) for s, rows in kept]),
-            Ragged.concat([s.excerpt.take(rows) for s, rows in kept]),
+            title,
+            excerpt,
             Ragged.concat([s.compound.take(rows) for s, rows in kept]),
             Ragged.concat([s.topic.take(rows) for s, rows in kept]),
             np.concatenate([s.published[rows] for s, rows in kept]),

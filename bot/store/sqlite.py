@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from ..foreground import FOREGROUND
 from ..segments import IndexDoc
 from .base import (
     CORPUS_STATE_SQL,
@@ -476,13 +477,15 @@ class SQLiteStore(Store):
             if not log_reaches(since, generation, logged_from):
                 return None
             rows, topic_rows, urls = (
-                db.execute(sql, (since,)).fetchall() for sql in change_queries()
+                FOREGROUND.step_aside() or db.execute(sql, (since,)).fetchall()
+                for sql in change_queries()
             )
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: reading the corpus changes failed: {exc}") from exc
         finally:
             db.close()
+        FOREGROUND.step_aside()
         return changes_from(generation, rows, topic_rows, urls)
 
     async def save_index_snapshot(
