@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from bot import meaning
-from bot.foreground import Foreground
+from bot.foreground import FOREGROUND, Foreground
+from bot.loader import load_seeds
+from bot.store import Store
+from tests.test_loader import NOW, seed, write
 
 
 def test_with_no_reply_in_flight_a_step_goes_on_at_once() -> None:
@@ -94,3 +98,20 @@ def test_on_the_thread_that_replies_a_step_never_waits() -> None:
         started = time.perf_counter()
         assert gate.step_aside(at_most=5.0) == 0.0
         assert time.perf_counter() - started < 1.0
+
+
+async def test_a_change_read_back_while_a_reply_is_in_flight_is_whole(tmp_path: Path) -> None:
+    # The read-back steps aside in its worker thread while this (the replying thread) has a
+    # reply in flight; what it reads is the same.
+    async with await Store.open(tmp_path / "news.sqlite3") as store:
+        since = await store.corpus_generation()
+        folder = tmp_path / "seeds"
+        for n in range(3):
+            write(folder / f"{n}.md", seed(f"https://example.com/{n}", f"Story {n}"))
+        await load_seeds(store, [folder], now=NOW)
+        with FOREGROUND.reply():
+            changes = await store.corpus_changes(since)
+        assert changes is not None
+        assert sorted(d.url for d in changes.upserts) == [
+            f"https://example.com/{n}" for n in range(3)
+        ]

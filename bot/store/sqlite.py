@@ -476,10 +476,11 @@ class SQLiteStore(Store):
                 return CorpusChanges(generation, [], [])
             if not log_reaches(since, generation, logged_from):
                 return None
-            rows, topic_rows, urls = (
-                FOREGROUND.step_aside() or db.execute(sql, (since,)).fetchall()
-                for sql in change_queries()
-            )
+            results = []
+            for sql in change_queries():
+                FOREGROUND.step_aside()  # a background read: a bot's replies in flight go first
+                results.append(db.execute(sql, (since,)).fetchall())
+            rows, topic_rows, urls = results
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: reading the corpus changes failed: {exc}") from exc
