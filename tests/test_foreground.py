@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -115,3 +118,19 @@ async def test_a_change_read_back_while_a_reply_is_in_flight_is_whole(tmp_path: 
         assert sorted(d.url for d in changes.upserts) == [
             f"https://example.com/{n}" for n in range(3)
         ]
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/task").is_dir(), reason="counts threads through Linux's /proc"
+)
+def test_numpy_runs_its_products_in_the_calling_thread_only() -> None:
+    # A BLAS thread per core spinning between calls would take CPU from the event loop.
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    script = (
+        "import bot, numpy as np, os; a = np.ones((2000, 256), dtype=np.float32); a @ a.T; "
+        "print(len(os.listdir('/proc/self/task')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "1"
