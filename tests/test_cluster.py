@@ -220,12 +220,17 @@ async def test_two_processes_split_the_shards_and_post_each_digest_once(
             assert victim_record is not None and victim_record.attempts == 2
             assert victim_record.message_id == int(fake.messages_in(CHANNEL[victim])[0]["id"])
 
-            # Each process scheduled only the guilds of its own shard: shard 1's were posted
-            # by the killed process (those it reached before dying) or by its restart.
+            # Each process scheduled only the guilds of its own shard. Shard 1's were posted
+            # (once each, above) by the killed process or by its restart: the killed one may
+            # have died between recording a post and logging it, so only shard 0's process,
+            # never killed, is held to logging each of its own.
             for processes_of_shard, shard in (((running[0],), 0), ((running[1], running[2]), 1)):
                 for guild in GUILDS:
                     mentioned = any(f"digest {guild}/" in p.log for p in processes_of_shard)
-                    assert mentioned == (shard_of(guild) == shard), (shard, guild)
+                    if shard_of(guild) != shard:
+                        assert not mentioned, (shard, guild)
+                    elif shard == 0:
+                        assert mentioned, (shard, guild)
 
             # A seed reloaded through one process is found through the other within 5 s.
             new_seed(tmp_path / "seeds", "Airship crosses the fjord", "https://example.org/fjord")
