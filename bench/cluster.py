@@ -111,6 +111,67 @@ def environment() -> dict[str, str]:
     return env | {"DISCORD_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
 
 
+class Helper:
+    """A bench script's own ``--child`` process: it answers each line sent with one JSON line;
+    its stderr is kept, to say why when it dies."""
+
+    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        self.name = name
+        self.proc = proc
+        self.errors: list[str] = []
+        self._drain = asyncio.create_task(self._read_stderr())
+
+    @classmethod
+    async def start(
+        cls, script: str, *args: str, cwd: Path, name: str = "helper", limit: int = 2**16
+    ) -> Helper:
+        """Run ``script`` (a bench file) with ``args``; ``limit``: the longest line read."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(script).resolve()), *args,
+            cwd=cwd, env=environment(), limit=limit,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        return cls(name, proc)
+
+    async def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        async for line in self.proc.stderr:
+            self.errors.append(line.decode(errors="replace").rstrip())
+
+    async def reply(self, timeout: float = 1800) -> dict[str, Any]:
+        """Its next JSON line; raises with the tail of its stderr if it exited instead."""
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if not line:
+            await asyncio.wait_for(self.proc.wait(), 30)
+            await self._drain
+            tail = "\n".join(self.errors[-30:])
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{tail}")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    async def ask(self, line: str, timeout: float = 1800) -> dict[str, Any]:
+        """Send one line (a request the helper understands) and read its reply."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{line}\n".encode())
+        await self.proc.stdin.drain()
+        return await self.reply(timeout)
+
+    async def close(self, timeout: float = 30) -> None:
+        """An empty line asks it to end; killed if it has not within ``timeout``."""
+        if self.proc.returncode is None and self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.write(b"\n")
+                self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
+        await self._drain
+
+
 class Child:
     """A ``newsbot`` subprocess whose output is collected as it runs."""
 

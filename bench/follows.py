@@ -142,7 +142,6 @@ import re
 import shlex
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -163,8 +162,8 @@ from aiohttp import web  # noqa: E402
 from bench.cluster import (  # noqa: E402
     Child,
     ClusterFake,
+    Helper,
     children,
-    environment,
     stop_all,
     wait_connected,
     write_config,
@@ -563,67 +562,24 @@ async def child_main(kind: str, config_path: str, spec_path: str) -> int:
             }), flush=True)  # fmt: skip
 
 
-class Helper:
-    """A ``--child`` process of this file; its stderr is drained as it runs."""
+# Its helpers load and match tens of thousands of articles: more time, longer lines.
+HELPER_TIMEOUT = 3600
 
-    def __init__(self, kind: str, proc: asyncio.subprocess.Process) -> None:
-        self.kind = kind
-        self.proc = proc
-        self.errors: list[str] = []
-        self._drain = asyncio.create_task(self._read_stderr())
 
-    @classmethod
-    async def start(cls, kind: str, config: Path, spec: Path | None = None) -> Helper:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).resolve()), "--child", kind,
-            "--child-config", str(config), "--child-spec", str(spec or ""),
-            cwd=config.parent, env=environment(), limit=2**26,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        return cls(kind, proc)
-
-    async def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        async for line in self.proc.stderr:
-            self.errors.append(line.decode(errors="replace").rstrip())
-
-    async def reply(self, timeout: float = 3600) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
-        if not line:
-            await asyncio.wait_for(self.proc.wait(), 30)
-            await self._drain
-            tail = "\n".join(self.errors[-30:])
-            raise RuntimeError(f"{self.kind} helper exited with {self.proc.returncode}:\n{tail}")
-        result: dict[str, Any] = json.loads(line)
-        return result
-
-    async def load(self, folder: Path) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(f"{folder}\n".encode())
-        await self.proc.stdin.drain()
-        return await self.reply()
-
-    async def close(self) -> None:
-        if self.proc.returncode is None and self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.write(b"\n")
-                self.proc.stdin.close()
-        try:
-            await asyncio.wait_for(self.proc.wait(), 60)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            await self.proc.wait()
-        await self._drain
+async def start_helper(kind: str, config: Path, spec: Path | None = None) -> Helper:
+    """This file's ``--child`` ``kind`` in a process of its own."""
+    return await Helper.start(
+        __file__, "--child", kind, "--child-config", str(config), "--child-spec", str(spec or ""),
+        cwd=config.parent, name=f"{kind} helper", limit=2**26,
+    )  # fmt: skip
 
 
 async def run_helper(kind: str, config: Path, spec: Path, replies: int) -> list[dict[str, Any]]:
-    helper = await Helper.start(kind, config, spec)
+    helper = await start_helper(kind, config, spec)
     try:
-        return [await helper.reply() for _ in range(replies)]
+        return [await helper.reply(HELPER_TIMEOUT) for _ in range(replies)]
     finally:
-        await helper.close()
+        await helper.close(60)
         if helper.proc.returncode != 0:
             raise RuntimeError(f"{kind} helper failed:\n" + "\n".join(helper.errors[-30:]))
 
@@ -898,7 +854,7 @@ async def measure_e2e(args: argparse.Namespace, tmp: Path, database: Path, run: 
             # The seeds folder's safety rescan (every 5 minutes by default) out of the way.
             sources=[{"name": "seeds", "folder": str(tmp / "seeds"), "every": "7d"}],
         )  # fmt: skip
-        loader = await Helper.start("loader", config)
+        loader = await start_helper("loader", config)
         watch = sqlite3.connect(f"file:{database}?mode=ro", uri=True, isolation_level=None)
         try:
             await loader.reply(timeout=600)  # ready
@@ -944,7 +900,7 @@ async def measure_e2e(args: argparse.Namespace, tmp: Path, database: Path, run: 
                 run.problems += await stop_all([bot])
         finally:
             watch.close()
-            await loader.close()
+            await loader.close(60)
             if loader.proc.returncode not in (0, None):
                 run.problems.append(
                     f"loader exited with {loader.proc.returncode}: "
@@ -972,7 +928,7 @@ async def one_poll(
     first = len(fake.posts)
     pid = bot.proc.pid
     requested, cpu = time.monotonic(), cpu_seconds(pid)
-    loaded = await loader.load(poll.folder)
+    loaded = await loader.ask(str(poll.folder), HELPER_TIMEOUT)
     if f"added {len(poll.urls)}" not in loaded["summary"]:
         raise RuntimeError(f"poll {poll.number} load: {loaded['summary']}")
     result.commit, result.load_s = loaded["commit"], loaded["commit"] - loaded["start"]

@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import math
@@ -75,7 +74,6 @@ import random
 import re
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -95,9 +93,9 @@ import yaml  # noqa: E402
 from bench.cluster import (  # noqa: E402
     Child,
     ClusterFake,
+    Helper,
     children,
     cli,
-    environment,
     first_title,
     made_up_title,
     stop_all,
@@ -195,63 +193,17 @@ async def child_main(kind: str, config_path: str, repeat: int) -> int:
             )
 
 
-class Helper:
-    """A ``--child`` process of this file; its stderr is drained as it runs."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.errors: list[str] = []
-        self._drain = asyncio.create_task(self._read_stderr())
-
-    @classmethod
-    async def start(cls, kind: str, config: Path, repeat: int = 1) -> Helper:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).resolve()), "--child", kind,
-            "--child-config", str(config), "--child-repeat", str(repeat),
-            cwd=config.parent, env=environment(),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        return cls(proc)
-
-    async def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        async for line in self.proc.stderr:
-            self.errors.append(line.decode(errors="replace").rstrip())
-
-    async def reply(self, timeout: float = 1800) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
-        if not line:
-            await asyncio.wait_for(self.proc.wait(), 30)
-            await self._drain
-            tail = "\n".join(self.errors[-30:])
-            raise RuntimeError(f"helper exited with {self.proc.returncode}:\n{tail}")
-        result: dict[str, Any] = json.loads(line)
-        return result
-
-    async def load(self) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b"load\n")
-        await self.proc.stdin.drain()
-        return await self.reply()
-
-    async def close(self) -> None:
-        if self.proc.returncode is None and self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.write(b"\n")
-                self.proc.stdin.close()
-        try:
-            await asyncio.wait_for(self.proc.wait(), 30)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            await self.proc.wait()
-        await self._drain
+async def start_helper(kind: str, config: Path, repeat: int = 1) -> Helper:
+    """This file's ``--child`` ``kind`` ("loader" or "rebuild") in a process of its own."""
+    return await Helper.start(
+        __file__, "--child", kind, "--child-config", str(config), "--child-repeat", str(repeat),
+        cwd=config.parent, name=f"{kind} helper",
+    )  # fmt: skip
 
 
 async def rebuild_times(config: Path) -> tuple[str, float]:
     """(method used, median seconds of 3 full index rebuilds) in a process of its own."""
-    helper = await Helper.start("rebuild", config, repeat=3)
+    helper = await start_helper("rebuild", config, repeat=3)
     try:
         result = await helper.reply()
     finally:
@@ -478,12 +430,12 @@ async def run_size(
         log(f"{size:,}: full index rebuilds (baseline)...")
         run.rebuild_method, run.rebuild_s = await rebuild_times(config)
 
-        loader = await Helper.start("loader", config)
+        loader = await start_helper("loader", config)
         try:
             await loader.reply(timeout=600)  # ready
             log(f"{size:,}: load_seeds with nothing changed...")
             for _ in range(NOCHANGE_REPEAT):
-                done = await loader.load()
+                done = await loader.ask("load")
                 run.nochange_inproc.append(done["commit"] - done["start"])
             async with children() as started:
                 log(f"{size:,}: newsbot run...")
@@ -559,7 +511,7 @@ async def measure(
         path = next(edits)
         if not set_title(path, lambda _old, t=title: t):
             raise RuntimeError(f"{path}: no title line to edit")
-        result = await loader.load()
+        result = await loader.ask("load")
         # A watching bot may have loaded the file first: then there is nothing left to load.
         done_by_bot = args.watch and re.search(r"\bupdated 0\b", result["summary"])
         if not (re.search(r"\bupdated 1\b", result["summary"]) or done_by_bot):
@@ -630,7 +582,7 @@ async def one_percent_round(
     edited += sum(set_title(path, lambda old: f"{old} {word}") for path in paths[1:])
     stream = Stream(cycle, marker)
     started = time.perf_counter()
-    load = asyncio.create_task(loader.load())
+    load = asyncio.create_task(loader.ask("load"))
 
     def done() -> bool:
         if time.perf_counter() - started > SERVED_GIVE_UP_S:

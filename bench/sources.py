@@ -99,7 +99,6 @@ import re
 import resource
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -121,8 +120,8 @@ from aiohttp import web  # noqa: E402
 from bench.cluster import (  # noqa: E402
     Child,
     ClusterFake,
+    Helper,
     children,
-    environment,
     first_title,
     stop_all,
     wait_connected,
@@ -448,60 +447,6 @@ async def plain_get(
         return await response.read(), response.headers.get("Content-Type", "")
 
 
-class Helper:
-    """The baseline helper process; its stderr is drained as it runs."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.errors: list[str] = []
-        self._drain = asyncio.create_task(self._read_stderr())
-
-    @classmethod
-    async def start(cls, spec: Path) -> Helper:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).resolve()), "--child", "baseline",
-            "--child-spec", str(spec),
-            cwd=spec.parent, env=environment(),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        return cls(proc)
-
-    async def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        async for line in self.proc.stderr:
-            self.errors.append(line.decode(errors="replace").rstrip())
-
-    async def reply(self, timeout: float = 1800) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
-        if not line:
-            await asyncio.wait_for(self.proc.wait(), 30)
-            await self._drain
-            tail = "\n".join(self.errors[-30:])
-            raise RuntimeError(f"baseline helper exited with {self.proc.returncode}:\n{tail}")
-        result: dict[str, Any] = json.loads(line)
-        return result
-
-    async def cycle(self) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b"cycle\n")
-        await self.proc.stdin.drain()
-        return await self.reply()
-
-    async def close(self) -> None:
-        if self.proc.returncode is None and self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.write(b"\n")
-                self.proc.stdin.close()
-        try:
-            await asyncio.wait_for(self.proc.wait(), 30)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            await self.proc.wait()
-        await self._drain
-
-
 # --- results -------------------------------------------------------------------------------------
 
 
@@ -665,14 +610,17 @@ async def baseline_phase(args: argparse.Namespace, feeds: Feeds, tmp: Path, run:
         }),
         encoding="utf-8",
     )  # fmt: skip
-    helper = await Helper.start(spec)
+    helper = await Helper.start(
+        __file__, "--child", "baseline", "--child-spec", str(spec),
+        cwd=spec.parent, name="baseline helper",
+    )  # fmt: skip
     try:
         await helper.reply(timeout=600)  # ready
         for number in range(1, args.cycles + 1):
             changes = feeds.change(feeds.pick(args.changed))
             for change in changes:  # nobody waits for these
                 feeds.server.awaiting.pop(change.path, None)
-            result = await helper.cycle()
+            result = await helper.ask("cycle")
             end = result["indexed"]
             cycle = Cycle(
                 wall=end - result["start"],

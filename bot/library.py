@@ -418,15 +418,16 @@ class Library:
         what the database holds."""
         async with self._exclusive(wait=True):
             with _event_loop_first():
-                now = self.clock()
-                max_bytes = self.config.max_seed_bytes
                 report = await load_changed(
-                    self.store, folder, changed, max_bytes=max_bytes, now=now, topics=topics
+                    self.store,
+                    folder,
+                    changed,
+                    max_bytes=self.config.max_seed_bytes,
+                    now=self.clock(),
+                    topics=topics,
                 )
-                if report is None:
-                    report = await load_seeds(
-                        self.store, [folder], max_bytes=max_bytes, now=now, topics=topics
-                    )
+        if report is None:  # the changes need the whole folder looked at
+            return await self.reload([folder], topics=topics)
         await self.sync_index()
         return report
 
