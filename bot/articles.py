@@ -593,3 +593,30 @@ def _type_name(value: Any) -> str:
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexDoc:
+    """What the index needs of one article (what a reply shows is read from the database)."""
+
+    url: str
+    title: str
+    excerpt: str
+    published: float  # seconds since the epoch
+    quality: float | None
+    provider: str
+    provider_domain: str
+    topics: tuple[str, ...]
+
+    @classmethod
+    def of(cls, article: Article) -> IndexDoc:
+        return cls(
+            url=article.url,
+            title=article.title,
+            excerpt=article.excerpt,
+            published=article.published.timestamp(),
+            quality=article.quality,
+            provider=article.provider,
+            provider_domain=article.provider_domain,
+            topics=tuple(article.topics),
+        )

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import __version__
 from .articles import Article
@@ -39,8 +39,10 @@ from .cluster import child_index, in_cluster
 from .config import MAX_SHARDS, Config, ConfigError, database_target, load_config
 from .loader import LoadReport, StaleReloadError
 from .memory import map_large_allocations
-from .search import Hit
 from .store import StoreError, is_database_url
+
+if TYPE_CHECKING:
+    from .search import Hit
 
 log = logging.getLogger(__name__)
 

@@ -27,16 +27,21 @@ from collections.abc import AsyncIterator, Callable, Container, Iterable, Iterat
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import meaning, snapshot
-from .articles import Article
+from .articles import Article, IndexDoc
 from .config import Config
 from .foreground import FOREGROUND
 from .loader import LoadReport, load_changed, load_seeds
 from .memory import release_free_memory
-from .search import SearchIndex, unique_docs
-from .segments import IndexDoc
 from .store import FeedApplied, Store, StoreError
+
+# The index, the model and the snapshot code (numpy with them) are imported where first used:
+# a library that only loads seeds (``newsbot load``, most often with nothing to do) never
+# needs them, and they are a third of such a command's time.
+if TYPE_CHECKING:
+    from . import meaning
+    from .search import SearchIndex
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +114,7 @@ class Library:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._embedder: meaning.Embedder | None = None  # loaded with the first index
         self._meaning_tried = False
-        self.index = SearchIndex.build([])
+        self._index: SearchIndex | None = None  # the served one; empty until the first
         #: The corpus generation the index was built from (0: none yet).
         self.index_generation = 0
         self._searchable = searchable
@@ -194,6 +199,8 @@ class Library:
         await self._save_snapshot(index, generation)
 
     async def _load_snapshot(self) -> tuple[SearchIndex, int] | None:
+        from . import snapshot
+
         try:
             newest = await self._usable_saved_generation()
             if newest is None or newest <= self.index_generation:
@@ -232,11 +239,15 @@ class Library:
         return behind >= SNAPSHOT_EVERY and not recent
 
     def _build(self, docs: Iterable[IndexDoc]) -> SearchIndex:
+        from .search import SearchIndex
+
         return SearchIndex.build(docs, embedder=self._meaning())
 
     def _meaning(self) -> meaning.Embedder | None:
         """The model that gives articles and queries their vectors, if search by meaning is on."""
         if not self._meaning_tried and self.config.search.semantic:
+            from . import meaning
+
             self._meaning_tried = True  # a missing model is reported once, not per build
             try:
                 self._embedder = meaning.embedder()
@@ -258,6 +269,8 @@ class Library:
         """Save the index for the next start (never fatal: the next start builds instead)."""
         if self._readonly:
             return
+        from . import snapshot
+
         try:
             await self.store.save_index_snapshot(
                 generation,
@@ -315,6 +328,8 @@ class Library:
         with the loop's other work run between them, a reply waits one slice per await.
         """
         # Its vectors are embedded in the thread below, and step aside for replies in flight.
+        from .search import unique_docs
+
         builder = self.index.segment_builder(between=FOREGROUND.step_aside)
         docs = unique_docs(upserts)
         clock = time.perf_counter
@@ -343,8 +358,17 @@ class Library:
         self._change_events.append(event)
         return event
 
+    @property
+    def index(self) -> SearchIndex:
+        """The index served now (an empty one until the first build or change)."""
+        if self._index is None:
+            from .search import SearchIndex
+
+            self._index = SearchIndex.build([])
+        return self._index
+
     def _swap(self, index: SearchIndex, generation: int) -> None:
-        self.index = index  # the swap: one reference assignment
+        self._index = index  # the swap: one reference assignment
         self.index_generation = generation
         for event in self._change_events:
             event.set()
@@ -482,6 +506,7 @@ class Library:
 
     async def ensure_loaded(self) -> None:
         """On first use (an empty database) load the configured seeds folder."""
-        if len(self.index) == 0 and await self.store.count_articles() == 0:
+        served = 0 if self._index is None else len(self._index)
+        if served == 0 and await self.store.count_articles() == 0:
             report = await self.reload()
             log.info("first use: %s", report.summary())

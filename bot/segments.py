@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from .articles import IndexDoc
 from .foreground import FOREGROUND
 from .meaning import Vectors, article_text
 from .tokens import compounds, fold, folded_words
@@ -43,33 +44,6 @@ DENSE_POSTINGS_FROM = 4096
 EMBED_BATCH = 2048
 
 _EMPTY = np.zeros(0, dtype=np.int32)
-
-
-@dataclass(frozen=True, slots=True)
-class IndexDoc:
-    """What the index needs of one article (what a reply shows is read from the database)."""
-
-    url: str
-    title: str
-    excerpt: str
-    published: float  # seconds since the epoch
-    quality: float | None
-    provider: str
-    provider_domain: str
-    topics: tuple[str, ...]
-
-    @classmethod
-    def of(cls, article: Article) -> IndexDoc:
-        return cls(
-            url=article.url,
-            title=article.title,
-            excerpt=article.excerpt,
-            published=article.published.timestamp(),
-            quality=article.quality,
-            provider=article.provider,
-            provider_domain=article.provider_domain,
-            topics=tuple(article.topics),
-        )
 
 
 def as_doc(item: IndexDoc | Article) -> IndexDoc:

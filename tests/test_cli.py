@@ -436,6 +436,25 @@ def test_load_reports_then_reloads_incrementally(home: Path) -> None:
     assert [h["url"] for h in robots] == ["https://example.com/robots"]
 
 
+def test_a_load_does_not_import_the_search_index(home: Path) -> None:
+    # A load writes articles; the bots build the index. numpy, the index and the model are a
+    # third of a no-change `newsbot load` (about 0.1 s and 90 MB), so they stay out of it.
+    assert newsbot("load", cwd=home).status == 0
+    traced = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "bot", "load"],
+        cwd=home,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert traced.returncode == 0, traced.stderr
+    assert traced.stdout == report(unchanged=5) + "\n"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines()}
+    assert "bot.loader" in imported  # the trace is there, and lists what the load imports
+    assert not imported & {"numpy", "bot.search", "bot.segments", "bot.meaning", "discord"}
+
+
 def test_a_bad_seed_file_is_named_with_its_reason_and_the_others_still_load(home: Path) -> None:
     bad = home / "seeds" / "2020-07-01-notes.md"
     bad.write_text("Remember to write the front matter.\n")

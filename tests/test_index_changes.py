@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import bot.search
 from bot.search import SearchIndex
-from bot.segments import IndexDoc
+from bot.articles import IndexDoc
 from tests.botharness import SHARED
 
 WORDS = tuple(

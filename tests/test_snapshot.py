@@ -11,7 +11,7 @@ import pytest
 from bot import snapshot
 from bot.library import Library
 from bot.search import SearchIndex
-from bot.segments import IndexDoc
+from bot.articles import IndexDoc
 from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SQLiteStore
 from tests.botharness import make_config

@@ -59,7 +59,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..articles import Article, RelatedLink
+from ..articles import Article, IndexDoc, RelatedLink
 from ..loader import (
     ReloadChanges,
     ReloadState,
@@ -68,7 +68,6 @@ from ..loader import (
     StaleReloadError,
     feed_source,
 )
-from ..segments import IndexDoc
 
 log = logging.getLogger(__name__)
 
@@ -1561,7 +1560,7 @@ def article_queries(where: str) -> tuple[str, str, str]:
     )
 
 
-#: What the search index needs of an article (see bot.segments.IndexDoc).
+#: What the search index needs of an article (see bot.articles.IndexDoc).
 INDEX_COLUMNS = "a.url, a.title, a.excerpt, a.published, a.quality, a.provider, a.provider_domain"
 
 

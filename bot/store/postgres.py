@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from ..segments import IndexDoc
+from ..articles import IndexDoc
 from .base import (
     FOLLOWS_SCHEMA,
     LISTINGS_SCHEMA,

@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from ..articles import IndexDoc
 from ..foreground import FOREGROUND
-from ..segments import IndexDoc
 from .base import (
     CORPUS_STATE_SQL,
     FOLLOWS_SCHEMA,
