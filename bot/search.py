@@ -41,7 +41,9 @@ a blob, not a word anyone mistypes).
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -80,6 +82,9 @@ MIN_TYPO_LENGTH = 4
 MAX_TYPO_LENGTH = MAX_WORD_LENGTH - 1
 MAX_PREFIX_EXPANSION = 40
 RERANK_DEPTH = 40
+# A query word whose documents are more than 1/32 of the collection is tallied over whole
+# arrays (see SearchIndex._tally_word), a rarer one over its documents alone.
+DENSE_TALLY_SHARE = 32
 # Below this share of the query's weight matched, a document is not a hit, only a suggestion.
 MIN_COVERAGE = 0.45
 #: A follow does not require a query word found in this share of the collection or more
@@ -457,9 +462,12 @@ class SearchIndex:
         kept = [url for url, doc in found if doc is None or keep[doc]]
         return kept + list(urls[COLLAPSE_AT_MOST:])
 
-    def _collapsed(self, docs: np.ndarray) -> np.ndarray:
-        """For ``docs`` (best first, distinct), False where an earlier one tells its story."""
-        same = self._same_story_matrix(docs)
+    def _collapsed(
+        self, docs: np.ndarray, titles: dict[int, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """For ``docs`` (best first, distinct), False where an earlier one tells its story.
+        ``titles`` keeps the headline vectors embedded, by document, for another call."""
+        same = self._same_story_matrix(docs, titles)
         keep = np.ones(len(docs), dtype=bool)
         for i in range(1, len(docs)):
             keep[i] = not (same[i, :i] & keep[:i]).any()
@@ -471,7 +479,9 @@ class SearchIndex:
         same = self._same_story_matrix(np.concatenate([[doc], others]))
         return others[same[0, 1:]]
 
-    def _same_story_matrix(self, docs: np.ndarray) -> np.ndarray:
+    def _same_story_matrix(
+        self, docs: np.ndarray, titles: dict[int, np.ndarray] | None = None
+    ) -> np.ndarray:
         """(i, j) True when ``docs[i]`` and ``docs[j]`` tell one story: published within
         SAME_STORY_DAYS, and nearly the same in meaning, whole or by their headlines (outlets
         retell a headline closely but write their own summary)."""
@@ -489,8 +499,14 @@ class SearchIndex:
         # Headlines are embedded only for the articles that have a partner near in time.
         involved = np.flatnonzero(near_in_time.any(axis=1))
         headlines = np.full((n, n), -1.0, dtype=np.float32)
-        titles = embedder.embed([self._hit(int(docs[i]), 0.0).title for i in involved.tolist()])
-        headlines[np.ix_(involved, involved)] = titles @ titles.T
+        titles = {} if titles is None else titles
+        wanted = [int(docs[i]) for i in involved.tolist()]
+        new = [doc for doc in wanted if doc not in titles]
+        if new:
+            vectors = embedder.embed([self._hit(doc, 0.0).title for doc in new])
+            titles.update(zip(new, vectors, strict=True))
+        vectors = np.stack([titles[doc] for doc in wanted])
+        headlines[np.ix_(involved, involved)] = vectors @ vectors.T
         whole = np.stack([self._vector(int(d)) for d in docs.tolist()])
         alike = (whole @ whole.T >= SAME_STORY_COSINE) | (headlines >= SAME_TITLE_COSINE)
         # The same headline syndicated weeks later is still that story.
@@ -543,7 +559,13 @@ class SearchIndex:
         found = hits + near
         if not self.semantic or len(found) < 2:
             return found[:limit]
-        kept = self._collapsed(np.asarray(docs, dtype=np.int64))
+        # Whether a hit is kept depends only on those before it: when the first page keeps
+        # every hit (most queries), the rest need not be compared (nor their titles embedded).
+        titles: dict[int, np.ndarray] = {}
+        first_page = self._collapsed(np.asarray(docs[:limit], dtype=np.int64), titles)
+        if first_page.all():
+            return found[:limit]
+        kept = self._collapsed(np.asarray(docs, dtype=np.int64), titles)
         return [hit for hit, keep in zip(found, kept, strict=True) if keep][:limit]
 
     def holds(self, url: str) -> bool:
@@ -751,13 +773,14 @@ class SearchIndex:
         anywhere = np.zeros(n_docs, dtype=np.float32)
         in_title = np.zeros_like(anywhere)
         best_possible = 0.0
+        # Each word's best weight per document, before it joins the tallies; all zero between
+        # words (see _tally_word).
+        scratch = (np.zeros_like(anywhere), np.zeros_like(anywhere))
         unknown = 0
         for word in unique:
             if not variants[word]:
                 unknown += 1
                 continue
-            best_any = np.zeros_like(anywhere)
-            best_title = np.zeros_like(anywhere)
             # A stand-in never outweighs the word as typed: "for" must not count as "forbes".
             # For a word that is not in the vocabulary every correction weighs the same as the
             # commonest one: a typo is likelier to be of a common word than of a rare one.
@@ -766,23 +789,12 @@ class SearchIndex:
                 ceiling = float(self._idf[exact])
             else:
                 ceiling = min(float(self._idf[t]) for t, _ in variants[word])
-            top_weight = 0.0
-            for term, quality in variants[word]:
-                weight = min(float(self._idf[term]), ceiling) * quality
-                top_weight = max(top_weight, weight)
-                for segment, base in self._placed:
-                    docs = segment.title_post.of(term)
-                    if len(docs):
-                        docs = docs + base if base else docs
-                        best_title[docs] = np.maximum(best_title[docs], weight)
-                    docs = segment.excerpt_post.of(term)
-                    if len(docs):
-                        docs = docs + base if base else docs
-                        best_any[docs] = np.maximum(best_any[docs], weight)
-            np.maximum(best_any, best_title, out=best_any)
-            anywhere += best_any
-            in_title += best_title
-            best_possible += top_weight
+            weighed = [
+                (term, min(float(self._idf[term]), ceiling) * quality)
+                for term, quality in variants[word]
+            ]
+            best_possible += max([0.0] + [weight for _, weight in weighed])
+            self._tally_word(weighed, anywhere, in_title, scratch)
         if unknown and best_possible:
             # A word found nowhere counts against every document alike, as half an average
             # word: enough to sink weak matches, not enough to hide a good one.
@@ -829,10 +841,11 @@ class SearchIndex:
 
         qtext = " ".join(qwords)
         # term -> the query positions it can fill (a term may stand for several query words)
-        slots: dict[int, list[int]] = {}
+        # as a bit mask: bit k set when the term can fill query position k
+        slots: dict[int, int] = {}
         for position, word in enumerate(qwords):
             for term, _ in variants[word]:
-                slots.setdefault(term, []).append(position)
+                slots[term] = slots.get(term, 0) | 1 << position
         # Ties go by the article itself (quality, date, URL), never by its place in the index:
         # the same corpus ranks the same however it was built.
         ranked: list[tuple[float, float, float, int, float, int]] = [
@@ -882,6 +895,62 @@ class SearchIndex:
             docs_out[:] = hit_docs + near_docs
         return hits, near
 
+    def _tally_word(
+        self,
+        weighed: list[tuple[int, float]],
+        anywhere: np.ndarray,
+        in_title: np.ndarray,
+        scratch: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        """Add one query word to the tallies: each document's best weight among the word's
+        ``weighed`` terms to ``anywhere`` (title or excerpt) and its best in the title to
+        ``in_title``. ``scratch``: two arrays like the tallies, all zero, left so.
+
+        Only the word's own documents are touched, unless they are a good part of the
+        collection (a common word): then whole arrays cost less than gathering them. Either
+        way each document gets the same float32 additions, in the same order.
+        """
+        # (documents, weight, whether an earlier term of the word may have set them already)
+        title_parts: list[tuple[np.ndarray, float, bool]] = []
+        excerpt_parts: list[tuple[np.ndarray, float, bool]] = []
+        for number, (term, weight) in enumerate(weighed):
+            for segment, base in self._placed:
+                docs = segment.title_post.of(term)
+                if len(docs):
+                    title_parts.append((docs + base if base else docs, weight, number > 0))
+                docs = segment.excerpt_post.of(term)
+                if len(docs):
+                    excerpt_parts.append((docs + base if base else docs, weight, number > 0))
+        if not (title_parts or excerpt_parts):
+            return
+        best_title, best_any = scratch
+        for best, parts in ((best_title, title_parts), (best_any, excerpt_parts)):
+            for docs, weight, overlaps in parts:
+                if overlaps:
+                    best[docs] = np.maximum(best[docs], weight)
+                else:
+                    # The word's first term: its documents are still 0 here (a term's
+                    # documents are distinct, in every segment), so the maximum is the weight
+                    # itself, set without reading them first.
+                    best[docs] = max(weight, 0.0)
+        postings = sum(len(part[0]) for part in title_parts + excerpt_parts)
+        if postings * DENSE_TALLY_SHARE > len(anywhere):
+            np.maximum(best_any, best_title, out=best_any)
+            anywhere += best_any
+            in_title += best_title
+            best_any.fill(0.0)
+            best_title.fill(0.0)
+            return
+        # A document listed twice gets the same sum twice: the last write wins, and it is
+        # the same value.
+        docs = np.concatenate([part[0] for part in title_parts + excerpt_parts])
+        in_title_docs = np.concatenate([part[0] for part in title_parts]) if title_parts else None
+        anywhere[docs] += np.maximum(best_any[docs], best_title[docs])
+        if in_title_docs is not None:
+            in_title[in_title_docs] += best_title[in_title_docs]
+            best_title[in_title_docs] = 0.0
+        best_any[docs] = 0.0
+
     def _cosines(self, docs: np.ndarray, vector: np.ndarray) -> list[float]:
         """The cosine of ``vector`` with each of ``docs`` (8-bit vectors)."""
         cosine = np.empty(len(docs), dtype=np.float32)
@@ -913,14 +982,15 @@ class SearchIndex:
         keys = (self._url_keys[docs], -self._published[docs], -self._quality[docs])
         return np.lexsort(keys if values is None else (*keys, -values))
 
-    def _rerank_bonus(self, doc: int, qtext: str, slots: dict[int, list[int]], n: int) -> float:
-        """Evidence a bag of words misses; ``slots`` maps a term to the query positions it fills."""
+    def _rerank_bonus(self, doc: int, qtext: str, slots: dict[int, int], n: int) -> float:
+        """Evidence a bag of words misses; ``slots`` maps a term to the query positions it fills
+        (bit k: position k)."""
         segment, local = self._locate(doc)
         title = segment.title.of(local).tolist()
         excerpt = segment.excerpt.of(local).tolist()
         pairs = max(n - 1, 1)
-        title_hits, title_pairs = _adjacency(title, slots, n)
-        _, excerpt_pairs = _adjacency(excerpt, slots, n)
+        title_hits, title_pairs = _adjacency(title, slots)
+        _, excerpt_pairs = _adjacency(excerpt, slots)
         title_adjacent = title_pairs / pairs
         excerpt_adjacent = excerpt_pairs / pairs
         # The whole query, in order, in one field: the strongest evidence there is.
@@ -1104,17 +1174,18 @@ def _counts(ids: np.ndarray, size: int) -> np.ndarray:
     )
 
 
-def _adjacency(field: list[int], slots: dict[int, list[int]], n: int) -> tuple[int, int]:
-    """(tokens of ``field`` that match a query word, query-word pairs found side by side)."""
-    positions: list[set[int]] = [set() for _ in range(n)]
-    hits = 0
-    for place, term in enumerate(field):
-        filled = slots.get(term)
-        if filled is not None:
-            hits += 1
-            for slot in filled:
-                positions[slot].add(place)
-    adjacent = sum(
-        1 for here, there in itertools.pairwise(positions) if any(p + 1 in there for p in here)
-    )
-    return hits, adjacent
+def _adjacency(field: list[int], slots: dict[int, int]) -> tuple[int, int]:
+    """(tokens of ``field`` that match a query word, query-word pairs found side by side).
+
+    ``slots`` maps a term to the query positions it can fill, bit k for position k. A token
+    filling position k right after one filling k - 1 finds the pair (k - 1, k): the bits of
+    ``(mask before << 1) & mask`` over the field, each pair counted once. Every step is a C
+    loop (map, zip): this runs twice for each of the re-ranked candidates of every query.
+    """
+    masks = list(map(slots.get, field, itertools.repeat(0)))
+    hits = len(masks) - masks.count(0)
+    if hits < 2:
+        return hits, 0
+    shifted = map(operator.lshift, masks, itertools.repeat(1))
+    pairs = functools.reduce(operator.or_, map(operator.and_, shifted, masks[1:]), 0)
+    return hits, pairs.bit_count()

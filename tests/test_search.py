@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.articles import Article
 from bot.search import SearchIndex
@@ -226,3 +228,59 @@ def test_relevance_on_the_real_corpora_stays_above_its_floor() -> None:
     rates = {kind: sum(v) / len(v) for kind, v in found.items()}
     floors = {"typo": 0.72, "partial": 0.62, "excerpt": 0.80, "exact": 0.92}
     assert all(rates[kind] >= floor for kind, floor in floors.items()), rates
+
+
+@pytest.mark.skipif(
+    not (SHARED / "corpora").is_dir(), reason="../shared/corpora is not beside the repo"
+)
+def test_a_word_tallied_over_its_documents_scores_as_over_whole_arrays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rare words are tallied over their postings alone, common ones over whole arrays
+    (search.DENSE_TALLY_SHARE): every query ranks and scores the same either way, typos
+    (several terms per word) and words in two segments included."""
+    import bench.queries as bq
+    from bot import search
+
+    corpus = bq.load_corpus([SHARED / "corpora"])
+    half = len(corpus.articles) // 2
+    # Two segments: the second half applied as a change, a few of the first replaced.
+    index = SearchIndex.build(corpus.articles[:half]).apply(
+        corpus.articles[half:] + corpus.articles[:20], []
+    )
+    queries = [q.query for q in bq.generate_queries(corpus.articles, 200, seed=11)]
+
+    def answers(share: int) -> list[list[tuple[str, float]]]:
+        monkeypatch.setattr(search, "DENSE_TALLY_SHARE", share)
+        return [[(h.url, h.score) for h in index.search(q, limit=10)] for q in queries]
+
+    sparse, dense = answers(0), answers(10**9)
+    assert sum(map(len, dense)) > 1000  # the queries find things
+    assert sparse == dense
+
+
+def _adjacency_reference(field: list[int], slots: dict[int, int]) -> tuple[int, int]:
+    """Side-by-side query-word pairs, the plain way: positions of each query word."""
+    n = max((mask.bit_length() for mask in slots.values()), default=0)
+    positions: list[set[int]] = [set() for _ in range(n)]
+    hits = 0
+    for place, term in enumerate(field):
+        if term in slots:
+            hits += 1
+            for k in range(n):
+                if slots[term] >> k & 1:
+                    positions[k].add(place)
+    pairs = sum(1 for k in range(n - 1) if any(p + 1 in positions[k + 1] for p in positions[k]))
+    return hits, pairs
+
+
+@given(
+    field=st.lists(st.integers(0, 6), max_size=30),
+    slots=st.dictionaries(st.integers(0, 6), st.integers(1, 2**8 - 1), max_size=6),
+)
+def test_adjacency_counts_each_side_by_side_pair_once(
+    field: list[int], slots: dict[int, int]
+) -> None:
+    from bot.search import _adjacency
+
+    assert _adjacency(field, slots) == _adjacency_reference(field, slots)
