@@ -44,6 +44,7 @@ import bisect
 import functools
 import itertools
 import operator
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -770,12 +771,10 @@ class SearchIndex:
             variants = {w: found or self._far_variants(w) for w, found in variants.items()}
         # Two tallies: how much of the query a document matches anywhere, and in its title.
         n_docs = int(self._bases[-1])
-        anywhere = np.zeros(n_docs, dtype=np.float32)
-        in_title = np.zeros_like(anywhere)
+        # Each word's best weight per document goes into `scratch` before it joins the
+        # tallies; all zero between words (see _tally_word).
+        anywhere, in_title, *scratch, spare = _query_arrays(n_docs)
         best_possible = 0.0
-        # Each word's best weight per document, before it joins the tallies; all zero between
-        # words (see _tally_word).
-        scratch = (np.zeros_like(anywhere), np.zeros_like(anywhere))
         unknown = 0
         for word in unique:
             if not variants[word]:
@@ -794,21 +793,27 @@ class SearchIndex:
                 for term, quality in variants[word]
             ]
             best_possible += max([0.0] + [weight for _, weight in weighed])
-            self._tally_word(weighed, anywhere, in_title, scratch)
+            self._tally_word(weighed, anywhere, in_title, (scratch[0], scratch[1]))
         if unknown and best_possible:
             # A word found nowhere counts against every document alike, as half an average
             # word: enough to sink weak matches, not enough to hide a good one.
             best_possible += unknown * 0.5 * best_possible / (len(unique) - unknown)
         scale = 1.0 / best_possible if best_possible else 0.0
-        coverage_all = anywhere * scale
-        scores = coverage_all + TITLE_WEIGHT * in_title * scale
+        # In place (the arrays are this thread's, for this query): the same operations, in
+        # the same order, as coverage_all + TITLE_WEIGHT * in_title * scale.
+        coverage_all = anywhere
+        coverage_all *= scale
+        scores = in_title
+        scores *= TITLE_WEIGHT
+        scores *= scale
+        scores += coverage_all
 
         allowed = self._filter_mask(topic, provider, since)
         if allowed is not None:
             scores[~allowed] = 0.0
         if self._n_live < n_docs:
             scores[~self._alive] = 0.0  # replaced or removed since their segment was built
-        candidates = self._shortlist(scores)
+        candidates = self._shortlist(scores, spare)
         closeness: dict[int, float] = {}
         embedder = self._shared.embedder
         # Meaning joins only when some query word is a word of the collection: a string of
@@ -962,15 +967,18 @@ class SearchIndex:
             cosine[mine] = meaning.cosine(docs[mine] - self._bases[number], vector)
         return cosine.tolist()
 
-    def _shortlist(self, scores: np.ndarray) -> np.ndarray:
-        """The RERANK_DEPTH best-scored documents; ties at the cut broken by the article."""
-        candidates = np.flatnonzero(scores)
-        if len(candidates) <= RERANK_DEPTH:
-            return candidates
-        values = scores[candidates]
-        cut = np.partition(values, len(values) - RERANK_DEPTH)[len(values) - RERANK_DEPTH]
-        above = candidates[values > cut]
-        tied = candidates[values == cut]
+    def _shortlist(self, scores: np.ndarray, spare: np.ndarray) -> np.ndarray:
+        """The RERANK_DEPTH best-scored documents; ties at the cut broken by the article.
+        ``spare``: an array like ``scores`` to partition a copy in (scores are never < 0, so
+        the cut among all documents is the cut among those that scored)."""
+        if np.count_nonzero(scores) <= RERANK_DEPTH:
+            return np.flatnonzero(scores)
+        np.copyto(spare, scores)
+        at = len(spare) - RERANK_DEPTH
+        spare.partition(at)
+        cut = spare[at]
+        above = np.flatnonzero(scores > cut)
+        tied = np.flatnonzero(scores == cut)
         wanted = RERANK_DEPTH - len(above)
         if len(tied) > wanted:
             tied = tied[self._best_first(tied)[:wanted]]
@@ -1172,6 +1180,27 @@ def _counts(ids: np.ndarray, size: int) -> np.ndarray:
         if len(ids)
         else np.zeros(size, dtype=np.int64)
     )
+
+
+_THREAD_ARRAYS = threading.local()
+
+
+def _query_arrays(size: int) -> list[np.ndarray]:
+    """Five float32 arrays of ``size`` for one query, this thread's own, reused: four of
+    zeros, and a spare one for a copy.
+
+    A query over 100,000 articles needs several arrays of 400 KB; allocated anew, each is a
+    fresh mapping (see bot.memory.map_large_allocations) whose pages fault in one by one and
+    whose unmapping interrupts the other cores, every query. Zeroing them costs far less.
+    """
+    arrays: list[np.ndarray] | None = getattr(_THREAD_ARRAYS, "arrays", None)
+    if arrays is None or len(arrays[0]) != size:
+        arrays = [np.zeros(size, dtype=np.float32) for _ in range(5)]
+        _THREAD_ARRAYS.arrays = arrays
+    else:
+        for array in arrays[:4]:  # all four: a query that raised may have left any one dirty
+            array.fill(0.0)
+    return arrays
 
 
 def _adjacency(field: list[int], slots: dict[int, int]) -> tuple[int, int]:

@@ -284,3 +284,29 @@ def test_adjacency_counts_each_side_by_side_pair_once(
     from bot.search import _adjacency
 
     assert _adjacency(field, slots) == _adjacency_reference(field, slots)
+
+
+@pytest.mark.skipif(
+    not (SHARED / "corpora").is_dir(), reason="../shared/corpora is not beside the repo"
+)
+def test_queries_from_several_threads_answer_as_one_at_a_time() -> None:
+    """Each thread reuses arrays of its own for its queries (the loop, follow matching and
+    suggestions search from different threads): answers never mix, and an index of another
+    size beside it (each change makes one) gets its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import bench.queries as bq
+
+    corpus = bq.load_corpus([SHARED / "corpora"])
+    big, small = SearchIndex.build(corpus.articles), SearchIndex.build(corpus.articles[:500])
+    queries = [q.query for q in bq.generate_queries(corpus.articles, 120, seed=3)]
+
+    def answers(index: SearchIndex, chunk: list[str]) -> list[list[tuple[str, float]]]:
+        return [[(h.url, h.score) for h in index.search(q)] for q in chunk]
+
+    expected = {id(i): answers(i, queries) for i in (big, small)}
+    with ThreadPoolExecutor(4) as pool:
+        jobs = [(i, pool.submit(answers, i, queries)) for i in (big, small, big, small)]
+        for index, job in jobs:
+            assert job.result() == expected[id(index)]
+    assert any(expected[id(big)]) and expected[id(big)] != expected[id(small)]
