@@ -8,11 +8,14 @@ for the one that meets the densest part of the work.
 
 Background work calls :meth:`Foreground.step_aside` between its steps: while a reply is in
 flight it sleeps (the GIL released), for a bounded time per step, so that it still moves on
-under a constant stream of replies. Replies mark themselves with :meth:`Foreground.reply`.
+under a constant stream of replies. Work done on the event loop in slices awaits
+:meth:`Foreground.replies_first` between them instead. Replies mark themselves with
+:meth:`Foreground.reply`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -59,6 +62,18 @@ class Foreground:
             if now >= deadline:
                 return now - started
             time.sleep(_POLL_SECONDS)
+        return time.perf_counter() - started
+
+    async def replies_first(self, at_most: float = STEP_ASIDE_AT_MOST) -> float:
+        """On the event loop, in background work done there in slices: wait while replies
+        are in flight, up to ``at_most`` seconds (the loop serves them meanwhile). Returns
+        the seconds waited."""
+        if not self._in_flight:
+            return 0.0
+        started = time.perf_counter()
+        deadline = started + at_most
+        while self._in_flight and time.perf_counter() < deadline:
+            await asyncio.sleep(_POLL_SECONDS)
         return time.perf_counter() - started
 
 

@@ -336,7 +336,10 @@ class Library:
         position = 0
         while position < len(docs):
             # A reply needs many turns of the loop (each await on the database or Discord),
-            # and waits for one slice at each: so slices are short, by the clock.
+            # and would wait for one slice at each: while one is in flight, no slice runs
+            # (for at most 20 ms at a time, so that a change still moves on under constant
+            # traffic), and slices are short, by the clock.
+            await FOREGROUND.replies_first()
             until = clock() + APPLY_SLICE_SECONDS
             while position < len(docs) and clock() < until:
                 builder.add([docs[position]])

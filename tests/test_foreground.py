@@ -94,6 +94,28 @@ async def test_a_change_is_applied_even_under_a_constant_stream_of_replies() -> 
     assert time.perf_counter() - started < 2.0
 
 
+async def test_work_on_the_loop_waits_for_the_reply_in_flight_then_goes_on() -> None:
+    gate = Foreground()
+    assert await gate.replies_first(at_most=5.0) == 0.0
+    order: list[str] = []
+
+    async def reply() -> None:
+        with gate.reply():
+            await asyncio.sleep(0.05)
+            order.append("reply")
+
+    answering = asyncio.create_task(reply())
+    await asyncio.sleep(0)  # the reply is in flight now
+    waited = await gate.replies_first(at_most=5.0)
+    order.append("slice")
+    await answering
+    assert order == ["reply", "slice"]
+    assert 0.04 < waited < 4.0
+    # Under replies that never end, it goes on after its bound.
+    with gate.reply():
+        assert 0.03 <= await gate.replies_first(at_most=0.03) < 1.0
+
+
 def test_on_the_thread_that_replies_a_step_never_waits() -> None:
     # Waiting there would wait for nothing: the replies in flight cannot move on meanwhile.
     gate = Foreground()
