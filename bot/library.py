@@ -55,6 +55,9 @@ LEASE_POLL_SECONDS = 0.25
 
 # How long the event loop tokenizes a change's articles before letting replies run again.
 APPLY_SLICE_SECONDS = 0.0005
+# The longest the event loop holds a slice back for replies in flight: short, because under
+# constant traffic (several /news in flight all the time) every slice waits this long.
+APPLY_SLICE_WAIT_AT_MOST = 0.005
 # A merged index is saved for the next start when the saved one is this many generations
 # behind: well inside the change log (LOG_GENERATIONS), so a start never reads everything back.
 SNAPSHOT_EVERY = 64
@@ -337,9 +340,9 @@ class Library:
         while position < len(docs):
             # A reply needs many turns of the loop (each await on the database or Discord),
             # and would wait for one slice at each: while one is in flight, no slice runs
-            # (for at most 20 ms at a time, so that a change still moves on under constant
-            # traffic), and slices are short, by the clock.
-            await FOREGROUND.replies_first()
+            # (for at most a few ms at a time, so that a change still moves on under
+            # constant traffic), and slices are short, by the clock.
+            await FOREGROUND.replies_first(APPLY_SLICE_WAIT_AT_MOST)
             until = clock() + APPLY_SLICE_SECONDS
             while position < len(docs) and clock() < until:
                 builder.add([docs[position]])
