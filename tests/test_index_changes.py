@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bot.search
-from bot.search import SearchIndex
 from bot.articles import IndexDoc
+from bot.search import SearchIndex
 from tests.botharness import SHARED
 
 WORDS = tuple(

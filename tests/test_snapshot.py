@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from bot import snapshot
+from bot.articles import IndexDoc
 from bot.library import Library
 from bot.search import SearchIndex
-from bot.articles import IndexDoc
 from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SQLiteStore
 from tests.botharness import make_config
