@@ -330,10 +330,10 @@ class Library:
         it runs (each reply then takes about twice as long); in slices of half a millisecond,
         with the loop's other work run between them, a reply waits one slice per await.
         """
-        # Its vectors are embedded in the thread below, and step aside for replies in flight.
         from .search import unique_docs
 
-        builder = self.index.segment_builder(between=FOREGROUND.step_aside)
+        # Its vectors are embedded in the thread below, stepping aside for replies in flight.
+        builder = self.index.segment_builder()
         docs = unique_docs(upserts)
         clock = time.perf_counter
         position = 0

@@ -46,7 +46,7 @@ import itertools
 import operator
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -290,12 +290,10 @@ class SearchIndex:
         builder.add(unique_docs(upserts))
         return self.with_segment(builder, removed)
 
-    def segment_builder(self, *, between: Callable[[], object] | None = None) -> SegmentBuilder:
-        """A builder for the next change's segment (feed it, then :meth:`with_segment`);
-        ``between`` is called between its embedding batches."""
+    def segment_builder(self) -> SegmentBuilder:
+        """A builder for the next change's segment (feed it, then :meth:`with_segment`)."""
         shared = self._shared
-        names = (shared.topics, shared.providers)
-        return SegmentBuilder(shared.vocab, names, shared.embedder, between=between)
+        return SegmentBuilder(shared.vocab, (shared.topics, shared.providers), shared.embedder)
 
     def with_segment(self, built: SegmentBuilder, removed: Iterable[str] = ()) -> SearchIndex:
         """The next version: the documents of ``built`` added, replacing any of the same URL,
@@ -771,9 +769,9 @@ class SearchIndex:
             variants = {w: found or self._far_variants(w) for w, found in variants.items()}
         # Two tallies: how much of the query a document matches anywhere, and in its title.
         n_docs = int(self._bases[-1])
-        # Each word's best weight per document goes into `scratch` before it joins the
-        # tallies; all zero between words (see _tally_word).
-        anywhere, in_title, *scratch, spare = _query_arrays(n_docs)
+        # Each word's best weights per document go into the scratch pair before they join
+        # the tallies; all zero between words (see _tally_word).
+        anywhere, in_title, best_title, best_any, spare = _query_arrays(n_docs)
         best_possible = 0.0
         unknown = 0
         for word in unique:
@@ -793,7 +791,7 @@ class SearchIndex:
                 for term, quality in variants[word]
             ]
             best_possible += max([0.0] + [weight for _, weight in weighed])
-            self._tally_word(weighed, anywhere, in_title, (scratch[0], scratch[1]))
+            self._tally_word(weighed, anywhere, in_title, (best_title, best_any))
         if unknown and best_possible:
             # A word found nowhere counts against every document alike, as half an average
             # word: enough to sink weak matches, not enough to hide a good one.
@@ -1209,7 +1207,7 @@ def _adjacency(field: list[int], slots: dict[int, int]) -> tuple[int, int]:
     ``slots`` maps a term to the query positions it can fill, bit k for position k. A token
     filling position k right after one filling k - 1 finds the pair (k - 1, k): the bits of
     ``(mask before << 1) & mask`` over the field, each pair counted once. Every step is a C
-    loop (map, zip): this runs twice for each of the re-ranked candidates of every query.
+    loop (map, reduce): this runs twice for each of the re-ranked candidates of every query.
     """
     masks = list(map(slots.get, field, itertools.repeat(0)))
     hits = len(masks) - masks.count(0)

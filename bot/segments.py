@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -354,12 +354,9 @@ class SegmentBuilder:
         vocab: Vocabulary,
         names: tuple[Names, Names],
         embedder: Embedder | None = None,
-        *,
-        between: Callable[[], object] | None = None,
     ) -> None:
         self._vocab = vocab
         self._embedder = embedder
-        self._between = between  # called between embedding batches (see bot.foreground)
         # Texts not embedded yet, and the vectors of those that are (see embed_pending).
         self._texts: list[str] = []
         self._vectors: list[Vectors] = []
@@ -402,7 +399,8 @@ class SegmentBuilder:
         """Embed the texts added so far (about 0.1 ms an article: :meth:`done` does it for
         whatever is left, so a caller on the event loop leaves it to the thread that finishes)."""
         if self._embedder is not None and self._texts:
-            vectors = self._embedder.embed(self._texts, between=self._between)
+            # Between batches a bot's replies in flight go first (see bot.foreground).
+            vectors = self._embedder.embed(self._texts, between=step_aside)
             self._vectors.append(Vectors.of(vectors))
             self._texts = []
 

@@ -588,12 +588,8 @@ class Store(ABC):
     async def reload_state(self) -> ReloadState:
         """Snapshot what a reload is planned against: seed_files rows and each URL's source."""
         async with self.session("reading seed files") as db:
-            ((generation, seed_serial),) = await db.fetch(
-                "SELECT generation, seed_serial FROM corpus_state WHERE id = 1"
-            )
-            file_rows = await db.fetch(
-                "SELECT path, folder, size, mtime_ns, sha256, url, error FROM seed_files"
-            )
+            generation, seed_serial = await self._reload_stamp(db)
+            file_rows = await db.fetch(f"SELECT {_SEED_COLUMNS} FROM seed_files")
             source_rows = await db.fetch("SELECT url, source_file FROM articles")
         # No object per row beyond what the driver returns: a reload of 100,000 unchanged files
         # reads these in well under a second only if Python does not loop over them here.
@@ -614,17 +610,11 @@ class Store(ABC):
         every file holding one of ``urls``, and the sources of those URLs (see
         :func:`bot.loader.load_changed`); the same snapshot as :meth:`reload_state` otherwise."""
         async with self.session("reading seed files") as db:
-            ((generation, seed_serial),) = await db.fetch(
-                "SELECT generation, seed_serial FROM corpus_state WHERE id = 1"
-            )
+            generation, seed_serial = await self._reload_stamp(db)
             rows = await self._seed_rows(db, paths, urls)
             sources: dict[str, str] = {}
             for chunk in _chunks(urls):
-                marks = ", ".join("?" * len(chunk))
-                found = await db.fetch(
-                    f"SELECT url, source_file FROM articles WHERE url IN ({marks})", chunk
-                )
-                sources.update((str(url), str(source)) for url, source in found)
+                sources.update(await _url_sources(db, chunk))
         return ReloadState(
             files=SeedFileTable(rows.values()),
             sources=sources,
@@ -633,16 +623,23 @@ class Store(ABC):
         )
 
     @staticmethod
+    async def _reload_stamp(db: Session) -> tuple[Any, Any]:
+        """(corpus generation, seed serial): what a reload's plan is checked against."""
+        ((generation, seed_serial),) = await db.fetch(
+            "SELECT generation, seed_serial FROM corpus_state WHERE id = 1"
+        )
+        return generation, seed_serial
+
+    @staticmethod
     async def _seed_rows(
         db: Session, paths: Sequence[str], urls: Sequence[str]
     ) -> dict[str, _SeedRow]:
-        columns = "path, folder, size, mtime_ns, sha256, url, error"
         rows: dict[str, _SeedRow] = {}
         for key, values in (("path", paths), ("url", urls)):
             for chunk in _chunks(values):
                 marks = ", ".join("?" * len(chunk))
                 found = await db.fetch(
-                    f"SELECT {columns} FROM seed_files WHERE {key} IN ({marks})", chunk
+                    f"SELECT {_SEED_COLUMNS} FROM seed_files WHERE {key} IN ({marks})", chunk
                 )
                 rows.update((str(row[0]), tuple(row)) for row in found)
         return rows
@@ -934,13 +931,9 @@ class Store(ABC):
             urls = list(dict.fromkeys(a.url for _key, a in items))
             owners: dict[str, str] = {}
             mine: dict[str, Article] = {}
-            for start in range(0, len(urls), _IN_CHUNK):
-                chunk = urls[start : start + _IN_CHUNK]
+            for chunk in _chunks(urls):
+                owners.update(await _url_sources(db, chunk))
                 marks = ", ".join("?" * len(chunk))
-                rows = await db.fetch(
-                    f"SELECT url, source_file FROM articles WHERE url IN ({marks})", chunk
-                )
-                owners.update((url, source) for url, source in rows)
                 where = f"WHERE a.url IN ({marks}) AND a.source_file = ?"
                 found = [await db.fetch(sql, (*chunk, label)) for sql in article_queries(where)]
                 mine.update((a.url, a) for a in hydrate(*found))
@@ -1531,12 +1524,20 @@ class Store(ABC):
 
 # A seed_files row as a tuple: (path, folder, size, mtime_ns, sha256, url, error).
 _SeedRow = tuple[Any, ...]
+_SEED_COLUMNS = "path, folder, size, mtime_ns, sha256, url, error"
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
     """``values`` in pieces small enough for one ``IN (...)`` on either engine."""
     for start in range(0, len(values), _IN_CHUNK):
         yield values[start : start + _IN_CHUNK]
+
+
+async def _url_sources(db: Session, urls: Sequence[str]) -> dict[str, str]:
+    """The source_file of each of ``urls`` (one chunk) that is an article."""
+    marks = ", ".join("?" * len(urls))
+    rows = await db.fetch(f"SELECT url, source_file FROM articles WHERE url IN ({marks})", urls)
+    return {str(url): str(source) for url, source in rows}
 
 
 def new_search_id() -> int:
