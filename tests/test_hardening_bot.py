@@ -276,23 +276,30 @@ async def test_news_answers_during_a_reload_each_come_from_one_corpus(
                 )
             )
 
-        first = await callbacks(harness, await dispatch(100))
-        assert library.reloading
-
         # Wave 2 straddles the write and the swap: every answer is held at its first await
         # (saving the search) until half of them searched before the swap and half after, then
         # all 90 complete together. Any read of the corpus after that await would mix them.
-        held = 0
+        saved = held = 0
+        holding = False
         release_saves = asyncio.Event()
         save_search = library.store.save_search
 
         async def held_save(*args: Any, **kwargs: Any) -> int:
-            nonlocal held
-            held += 1
-            await release_saves.wait()
-            return await save_search(*args, **kwargs)
+            nonlocal saved, held
+            if holding:
+                held += 1
+                await release_saves.wait()
+            search_id = await save_search(*args, **kwargs)
+            saved += 1
+            return search_id
 
         monkeypatch.setattr(library.store, "save_search", held_save)
+        first = await callbacks(harness, await dispatch(100))
+        assert library.reloading
+        # An answer's search is saved after its reply went out: wave 1's last saves may start
+        # after its last callback, and must not be counted among wave 2's.
+        await until(lambda: saved == 100, "wave 1's searches to be saved")
+        holding = True
         before_swap = await dispatch(45)
         await until(lambda: held == 45, "45 answers in flight")
         release.set()
