@@ -21,13 +21,13 @@ CLOCK_MONOTONIC on Linux, one clock for every process.
 For each size, a table; every figure sits beside a baseline measured in the same run:
 
 1. cold start: seconds from launching ``newsbot run`` to the first ``/news`` answered with a
-   hit (an embed), polled every 50 ms once the gateway is connected: the process opened the
+   hit (an embed), polled every 10 ms once the gateway is connected: the process opened the
    database, built its index of the whole corpus, ran its start-up (no-change) load of the seed
    folder and connected. Baseline: a full index rebuild + a no-change ``newsbot load``, the
    work a start cannot avoid today. The cold ``newsbot load`` (empty database) is its own row.
 2. one changed file: one seed file gets a new, unique made-up title and the loader helper
    loads the folder; from the commit to the first ``/news <new title>`` answered with that
-   title (polled every 50 ms, so up to one poll + one /news late). p50 and max over every
+   title (polled every 10 ms, so up to one poll + one /news late). p50 and max over every
    one-file reload of row 4. Baseline: a full rebuild of the index from the database at this
    size (``Library.rebuild_index()``, or ``refresh_index()`` where it does not exist: what
    every change cost before), timed in another helper process (``--child rebuild``, median of
@@ -136,7 +136,8 @@ NOCHANGE_REPEAT = 5
 #: Every tenth /news of a sender asks for the marker title (see the module docstring, 3.).
 MARKER_EVERY = 10
 WARMUP = 30
-POLL_S = 0.05
+#: How often a figure that waits for an answer asks again: it is late by up to this much.
+POLL_S = 0.01
 #: Give up waiting for a change to be served after this long.
 SERVED_GIVE_UP_S = 120.0
 _TITLE_LINE = re.compile(r"^title: (.*)$", re.M)
@@ -776,7 +777,7 @@ NOTES = (
     "database, built its index, ran its start-up no-change load and connected). Baseline: what "
     "that start-up must at least do, a full index rebuild plus a no-change load, timed apart.",
     "2: one seed file gets a new made-up title; the bench's loader process runs load_seeds; "
-    "commit (load_seeds returned) → first /news answered with the new title (50 ms polls). "
+    "commit (load_seeds returned) → first /news answered with the new title (10 ms polls). "
     "Baseline: a full index rebuild from the database (what every change cost before) plus "
     "the load itself. SQLite has no notification: the bot polls its data version every 50 ms.",
     "3: p99 of /news (matching queries, every 10th the marker title) idle, and from a 1% "
