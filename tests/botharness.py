@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shutil
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,35 @@ def embed_of(body: dict[str, Any]) -> dict[str, Any]:
 
 def buttons_of(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for row in body["data"].get("components", []) for c in row["components"]]
+
+
+@contextmanager
+def write_lock_held_elsewhere(path: Path) -> Iterator[None]:
+    """Another process in the middle of a write transaction on the SQLite file at ``path``
+    (as a `newsbot load` committing many articles is), until the block ends."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "db.execute('BEGIN IMMEDIATE')\n"
+            "print('held', flush=True)\n"
+            "sys.stdin.readline()\n"
+            "db.execute('COMMIT')\n",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()  # the holder's readline returns: it commits and exits
+        holder.wait(timeout=10)
 
 
 class Clock:

@@ -186,8 +186,8 @@ async def test_news_answers_without_buttons_when_the_search_cannot_be_saved(
         assert harness.library is not None
         store = harness.library.store
         # SQLite's "database or disk is full" (SQLITE_FULL), as on a full disk: the file may
-        # not grow by one more page.
-        async with store.session("capping the file", atomic=False) as db:
+        # not grow by one more page (a limit of the connection that writes).
+        async with store.session("capping the file", write=True) as db:
             pages = await db.fetchval("PRAGMA page_count")
             await db.fetchval(f"PRAGMA max_page_count = {pages}")
         replies = [await harness.news("facial recognition", user=ALICE) for _ in range(30)]

@@ -38,6 +38,7 @@ from tests.botharness import (
     buttons_of,
     embed_of,
     running_bot,
+    write_lock_held_elsewhere,
 )
 from tests.fakediscord import EPHEMERAL, MANAGE_GUILD, PLAIN_MEMBER, FakeUser, RecordedRequest
 
@@ -236,6 +237,26 @@ def corpus_seeds(folder: Path, *, new: bool) -> None:
             )
 
 
+async def test_news_answers_while_another_process_holds_the_write_lock(tmp_path: Path) -> None:
+    # A `newsbot load` committing many articles holds SQLite's write lock for a while. Each
+    # answer's save waits for it; the answers themselves, and the next ones, must not.
+    async with running_bot(tmp_path) as harness:
+        assert harness.bot is not None and harness.library is not None
+        news_cog = harness.bot.get_cog("NewsCog")
+        with write_lock_held_elsewhere(harness.library.store.path):
+            bodies = []
+            for user in (ALICE, BOB, ALICE, BOB):
+                iid = await harness.fake.slash("news", {"query": "facial recognition"}, user=user)
+                bodies.append((await harness.fake.wait_for_callback(iid, timeout=3)).json)
+            assert all(embed_of(b)["title"] and buttons_of(b) for b in bodies)
+            assert news_cog.saving, "the saves did not wait for the other process"
+        await until(lambda: not news_cog.saving, "the waiting saves to land")
+        for body in bodies:
+            search_id = int(buttons_of(body)[0]["custom_id"].split(":")[2])
+            saved = await harness.library.store.load_search(search_id)
+            assert saved is not None and embed_of(body)["url"] == saved.urls[0]
+
+
 async def test_news_answers_during_a_reload_each_come_from_one_corpus(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -344,6 +365,10 @@ async def test_news_answers_during_a_reload_each_come_from_one_corpus(
             assert titles[embed["url"]] in embed["title"].replace("\\", "")
             return marks[0]
 
+        # Each answer's search is saved after it went out; reads do not queue behind writes.
+        assert harness.bot is not None
+        news_cog = harness.bot.get_cog("NewsCog")
+        await until(lambda: not news_cog.saving, "every answer's search to be saved")
         kinds = [[await corpus_of(b) for b in batch] for batch in (first, second, third)]
         assert len(first) + len(second) + len(third) == 200
         assert set(kinds[0]) == {"OLDMARK"}  # not swapped before the write

@@ -23,6 +23,7 @@ from bot.store import (
 )
 from bot.store import base as store_base
 from bot.store.sqlite import MIGRATIONS, SCHEMA_VERSION
+from tests.botharness import write_lock_held_elsewhere
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -573,6 +574,36 @@ async def test_saved_searches_round_trip_and_expire(database: Path | str) -> Non
         assert second != first
         assert await store.load_search(first) is None
         assert await store.load_search(second) is not None
+
+
+async def test_sqlite_reads_do_not_queue_behind_a_write_waiting_for_another_process(
+    tmp_path: Path,
+) -> None:
+    # A /news saves its search after answering; the next /news reads its articles. While
+    # another process holds the write lock, the save waits for it: the read must not.
+    path = tmp_path / "news.sqlite3"
+    async with await Store.open(path) as store:
+        await put(store, article(1))
+        with write_lock_held_elsewhere(path):
+            saving = asyncio.create_task(store.save_search(7, "q", ["https://example.com/1"], NOW))
+            await asyncio.sleep(0.3)
+            assert not saving.done(), "the save did not wait for the other process's lock"
+            found = await asyncio.wait_for(store.articles_by_url(["https://example.com/1"]), 2)
+            assert found["https://example.com/1"].title == "Title 1"
+            assert await asyncio.wait_for(store.corpus_generation(), 2) >= 1
+            assert not saving.done()
+        saved = await store.load_search(await asyncio.wait_for(saving, 10))
+        assert saved is not None and saved.urls == ("https://example.com/1",)
+
+
+async def test_sqlite_a_write_through_a_read_session_is_refused(tmp_path: Path) -> None:
+    # Reads and writes go through different connections: a write sent through a read session
+    # would escape the write lock, so the read connection refuses it.
+    async with await Store.open(tmp_path / "news.sqlite3") as store:
+        for atomic in (True, False):
+            with pytest.raises(StoreError, match="readonly"):
+                async with store.session("writing where it reads", atomic=atomic) as db:
+                    await db.execute("DELETE FROM searches")
 
 
 async def test_a_search_saved_under_a_chosen_id_never_takes_over_another(

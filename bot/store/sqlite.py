@@ -1,8 +1,12 @@
-"""SQLite: the embedded default. One file, WAL, one connection per process.
+"""SQLite: the embedded default. One file, WAL, two connections per process.
 
-* All access from one process goes through one aiosqlite connection and one
-  :class:`asyncio.Lock`, so a reader never sees half of another task's transaction and a write
-  from another task can never slip into the middle of a reload's transaction.
+* Every write from one process goes through one aiosqlite connection and one
+  :class:`asyncio.Lock`, so a write from another task can never slip into the middle of a
+  reload's transaction. Reads go through a second, read-only connection with a lock of its
+  own: WAL gives each read transaction a consistent snapshot, so a read never sees half of a
+  write, and it never queues behind a write that waits for another process's write lock (a
+  ``newsbot load`` committing 1,000 articles holds it for a few hundred ms, and every /news
+  would have waited that long to read its articles).
 * WAL lets other processes (a CLI ``newsbot load``, a second bot) read and write beside it;
   ``BEGIN IMMEDIATE`` serialises writers, and a busy timeout makes them wait for each other.
 * Schema changes are the numbered scripts in :data:`MIGRATIONS`; ``PRAGMA user_version``
@@ -223,7 +227,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class _SQLiteSession:
-    """The store's one connection, used while holding the store's lock."""
+    """One of the store's connections, used while holding that connection's lock."""
 
     __slots__ = ("_db",)
 
@@ -259,6 +263,11 @@ class SQLiteStore(Store):
         self.label = str(path)
         self._lock = asyncio.Lock()
         self._session = _SQLiteSession(db)
+        # The connection reads go through: a read-only second one once connect() opened it
+        # (see the module docstring); until then, and for a read-only store, the same one.
+        self._reader: aiosqlite.Connection | None = None
+        self._read_lock = self._lock
+        self._read_session = self._session
         # How index_snapshot's own connection opens the file (SQLite URI parameters).
         self._reader_query = "mode=ro"
 
@@ -290,10 +299,27 @@ class SQLiteStore(Store):
         try:
             await store._configure()
             await store._migrate()
+            await store._open_reader()
         except BaseException:
-            await db.close()
+            await store.close()
             raise
         return store
+
+    async def _open_reader(self) -> None:
+        """The second connection, for reads only (``query_only``: a write sent through it by
+        mistake fails instead of bypassing the write lock)."""
+        try:
+            reader = await aiosqlite.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open ({exc})") from exc
+        self._reader = reader
+        try:
+            await reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await reader.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open ({exc})") from exc
+        self._read_lock = asyncio.Lock()
+        self._read_session = _SQLiteSession(reader)
 
     @classmethod
     async def _connect_readonly(cls, path: Path) -> SQLiteStore:
@@ -350,7 +376,11 @@ class SQLiteStore(Store):
             raise
 
     async def close(self) -> None:
-        await self._db.close()
+        try:
+            if self._reader is not None:
+                await self._reader.close()
+        finally:
+            await self._db.close()
 
     async def _configure(self) -> None:
         try:
@@ -433,24 +463,28 @@ class SQLiteStore(Store):
     async def session(
         self, what: str, *, write: bool = False, atomic: bool = True
     ) -> AsyncIterator[Session]:
-        async with self._lock:
+        if write:
+            lock, db, session = self._lock, self._db, self._session
+        else:
+            lock, db, session = self._read_lock, self._reader or self._db, self._read_session
+        async with lock:
             if not (write or atomic):
                 try:
-                    yield self._session
+                    yield session
                 except sqlite3.DatabaseError as exc:
                     raise StoreError(f"{what} failed: {exc}") from exc
                 return
             try:
                 # BEGIN inside the try: if we are cancelled while it is queued, it still runs in
                 # the connection's thread, and the rollback below (queued after it) closes it.
-                await self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                yield self._session
-                await self._db.execute("COMMIT")
+                await db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield session
+                await db.execute("COMMIT")
             except BaseException as exc:
                 # Connection.rollback() is a no-op when no transaction is open (SQLITE_FULL and
                 # a few others roll back by themselves).
                 with contextlib.suppress(sqlite3.Error):
-                    await self._db.rollback()
+                    await db.rollback()
                 if isinstance(exc, sqlite3.DatabaseError):
                     unchanged = ", nothing was changed" if write else ""
                     raise StoreError(f"{what} failed{unchanged}: {exc}") from exc
@@ -538,8 +572,14 @@ class SQLiteStore(Store):
                 return
 
     async def _data_version(self) -> int:
-        async with self.session("watching for changes", atomic=False) as db:
-            return int(await db.fetchval("PRAGMA data_version"))
+        # On the connection that writes: the reader's data version would also move with this
+        # process's own writes (every saved search), the writer's only with other processes'.
+        async with self._lock:
+            try:
+                rows = await self._db.execute_fetchall("PRAGMA data_version")
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"watching for changes failed: {exc}") from exc
+        return int(next(iter(rows))[0])
 
     async def index_snapshot(self, build: Callable[[Iterable[IndexDoc]], T]) -> tuple[int, T]:
         # Reading every article back takes a while at scale: it runs in a worker thread on a
