@@ -87,6 +87,7 @@ from bot.articles import Article  # noqa: E402
 from bot.cogs.news import results_view  # noqa: E402
 from bot.config import DigestConfig, SearchConfig  # noqa: E402
 from bot.embeds import article_embed  # noqa: E402
+from bot.memory import map_large_allocations  # noqa: E402
 from tests.botharness import (  # noqa: E402
     GUILD_ID,
     TOKEN,
@@ -801,6 +802,7 @@ async def bench(args: argparse.Namespace) -> tuple[str, bool]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Prints the report; exits 1 when a target is missed or an interaction went unanswered."""
     args = parse_args(argv)
+    map_large_allocations()  # the bot runs in this process: set up as `newsbot run` does
     text, met = asyncio.run(bench(args))
     print(text.split("\n", 1)[1] if "\n" in text else "")
     return 0 if met else 1

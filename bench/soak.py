@@ -79,6 +79,7 @@ from bench.interactions import (  # noqa: E402
 from bench.queries import CORPUS_HELP, generate_queries  # noqa: E402
 from bench.search import render  # noqa: E402
 from bot.articles import parse_seed  # noqa: E402
+from bot.memory import map_large_allocations  # noqa: E402
 from tests.botharness import MOD_ROLE, MODERATOR, BotHarness  # noqa: E402
 from tests.fakediscord import FakeUser  # noqa: E402
 
@@ -740,6 +741,10 @@ async def soak(args: argparse.Namespace) -> tuple[str, bool]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # The bot runs in this process: set its memory up as `newsbot run` does (bot.cli.main).
+    # Without it glibc's moving mmap threshold grows the heap with every index version, and
+    # the memory figure would be of a process no operator runs.
+    map_large_allocations()
     text, ok = asyncio.run(soak(args))
     print(text)
     return 0 if ok else 1
