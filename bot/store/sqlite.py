@@ -23,7 +23,7 @@ import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -227,12 +227,44 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class _SQLiteSession:
-    """One of the store's connections, used while holding that connection's lock."""
+    """One of the store's connections and the lock its users take turns with; what a session
+    yields, used while holding that lock."""
 
-    __slots__ = ("_db",)
+    __slots__ = ("_db", "lock")
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+        self.lock = asyncio.Lock()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        return self._db
+
+    @asynccontextmanager
+    async def use(self, what: str, *, write: bool, atomic: bool) -> AsyncIterator[Session]:
+        """The connection for a session (see :meth:`SQLiteStore.session`)."""
+        async with self.lock:
+            if not (write or atomic):
+                try:
+                    yield self
+                except sqlite3.DatabaseError as exc:
+                    raise StoreError(f"{what} failed: {exc}") from exc
+                return
+            try:
+                # BEGIN inside the try: if we are cancelled while it is queued, it still runs in
+                # the connection's thread, and the rollback below (queued after it) closes it.
+                await self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield self
+                await self._db.execute("COMMIT")
+            except BaseException as exc:
+                # Connection.rollback() is a no-op when no transaction is open (SQLITE_FULL and
+                # a few others roll back by themselves).
+                with contextlib.suppress(sqlite3.Error):
+                    await self._db.rollback()
+                if isinstance(exc, sqlite3.DatabaseError):
+                    unchanged = ", nothing was changed" if write else ""
+                    raise StoreError(f"{what} failed{unchanged}: {exc}") from exc
+                raise
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         cursor = await self._db.execute(sql, params)
@@ -258,16 +290,12 @@ class SQLiteStore(Store):
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         # Private: SQLiteStore.connect configures and migrates the connection first.
         super().__init__()
-        self._db = db
         self.path = path
         self.label = str(path)
-        self._lock = asyncio.Lock()
-        self._session = _SQLiteSession(db)
+        self._writes = _SQLiteSession(db)
         # The connection reads go through: a read-only second one once connect() opened it
         # (see the module docstring); until then, and for a read-only store, the same one.
-        self._reader: aiosqlite.Connection | None = None
-        self._read_lock = self._lock
-        self._read_session = self._session
+        self._reads = self._writes
         # How index_snapshot's own connection opens the file (SQLite URI parameters).
         self._reader_query = "mode=ro"
 
@@ -312,14 +340,17 @@ class SQLiteStore(Store):
             reader = await aiosqlite.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open ({exc})") from exc
-        self._reader = reader
+        self._reads = _SQLiteSession(reader)  # from now on close() closes it too
         try:
             await reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             await reader.execute("PRAGMA query_only = ON")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open ({exc})") from exc
-        self._read_lock = asyncio.Lock()
-        self._read_session = _SQLiteSession(reader)
+
+    @property
+    def _db(self) -> aiosqlite.Connection:
+        """The connection that writes (and configures and migrates the file)."""
+        return self._writes.db
 
     @classmethod
     async def _connect_readonly(cls, path: Path) -> SQLiteStore:
@@ -377,8 +408,8 @@ class SQLiteStore(Store):
 
     async def close(self) -> None:
         try:
-            if self._reader is not None:
-                await self._reader.close()
+            if self._reads is not self._writes:
+                await self._reads.db.close()
         finally:
             await self._db.close()
 
@@ -459,39 +490,13 @@ class SQLiteStore(Store):
                 f"{self.path}: not a newsbot database (no schema version, but it has: {names})"
             )
 
-    @asynccontextmanager
-    async def session(
+    def session(
         self, what: str, *, write: bool = False, atomic: bool = True
-    ) -> AsyncIterator[Session]:
-        if write:
-            lock, db, session = self._lock, self._db, self._session
-        else:
-            lock, db, session = self._read_lock, self._reader or self._db, self._read_session
-        async with lock:
-            if not (write or atomic):
-                try:
-                    yield session
-                except sqlite3.DatabaseError as exc:
-                    raise StoreError(f"{what} failed: {exc}") from exc
-                return
-            try:
-                # BEGIN inside the try: if we are cancelled while it is queued, it still runs in
-                # the connection's thread, and the rollback below (queued after it) closes it.
-                await db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                yield session
-                await db.execute("COMMIT")
-            except BaseException as exc:
-                # Connection.rollback() is a no-op when no transaction is open (SQLITE_FULL and
-                # a few others roll back by themselves).
-                with contextlib.suppress(sqlite3.Error):
-                    await db.rollback()
-                if isinstance(exc, sqlite3.DatabaseError):
-                    unchanged = ", nothing was changed" if write else ""
-                    raise StoreError(f"{what} failed{unchanged}: {exc}") from exc
-                raise
+    ) -> AbstractAsyncContextManager[Session]:
+        return (self._writes if write else self._reads).use(what, write=write, atomic=atomic)
 
     async def schema_version(self) -> int:
-        async with self._lock:
+        async with self._writes.lock:
             return await self._version()
 
     async def corpus_changes(self, since: int) -> CorpusChanges | None:
@@ -574,12 +579,8 @@ class SQLiteStore(Store):
     async def _data_version(self) -> int:
         # On the connection that writes: the reader's data version would also move with this
         # process's own writes (every saved search), the writer's only with other processes'.
-        async with self._lock:
-            try:
-                rows = await self._db.execute_fetchall("PRAGMA data_version")
-            except sqlite3.DatabaseError as exc:
-                raise StoreError(f"watching for changes failed: {exc}") from exc
-        return int(next(iter(rows))[0])
+        async with self._writes.use("watching for changes", write=False, atomic=False) as db:
+            return int(await db.fetchval("PRAGMA data_version"))
 
     async def index_snapshot(self, build: Callable[[Iterable[IndexDoc]], T]) -> tuple[int, T]:
         # Reading every article back takes a while at scale: it runs in a worker thread on a
